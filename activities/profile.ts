@@ -1,0 +1,175 @@
+// Cluster profiles: the YAML file (a ConfigMap in Kubernetes) that maps a cluster name to its
+// endpoints, secret references, bucket and thresholds. Read by activities and the worker, never
+// by workflows, so that a workflow input only ever names a cluster.
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+export const CLUSTER_NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+const secretRef = z.union(
+  [
+    z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name') }),
+    z.strictObject({ file: z.string().min(1) }),
+    z.strictObject({ kubernetes: z.strictObject({ name: z.string().min(1), key: z.string().min(1) }) }),
+  ],
+  { error: 'a secret reference: { env: NAME } or { file: /path } or { kubernetes: { name, key } }' },
+);
+export type SecretRef = z.infer<typeof secretRef>;
+
+const port = z.number().int().min(1).max(65535);
+
+const mysqlNode = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'a node name of letters, digits, "_", "." or "-"'),
+  host: z.string().min(1),
+  port: port.default(3306),
+  role: z.enum(['primary', 'replica', 'member']).optional(),
+  /** The pod that runs this node, for routing labels and restarts through the Kubernetes API. */
+  pod: z.string().optional(),
+});
+
+const mysql = z.strictObject({
+  topology: z.enum(['standalone', 'replication', 'galera']),
+  user: z.string().min(1),
+  password: secretRef,
+  nodes: z.array(mysqlNode).min(1),
+  connectTimeoutMs: z.number().int().positive().default(5000),
+});
+
+const etcd = z.strictObject({
+  endpoints: z.array(z.url()).min(1),
+  username: z.string().optional(),
+  password: secretRef.optional(),
+  /** The keys the database keeps its metadata under: backed up, migrated and validated by the upgrade runbook. */
+  metadataPrefix: z.string().min(1).default('/'),
+});
+
+const s3 = z.strictObject({
+  endpoint: z.url().optional(),
+  region: z.string().default('us-east-1'),
+  bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name'),
+  prefix: z.string().regex(/^([A-Za-z0-9!_.*'()-]+\/)*$/, 'empty or a key prefix ending in "/"').default(''),
+  forcePathStyle: z.boolean().default(false),
+  accessKeyId: secretRef.optional(),
+  secretAccessKey: secretRef.optional(),
+});
+
+const workload = z.strictObject({
+  kind: z.enum(['StatefulSet', 'Deployment']),
+  name: z.string().min(1),
+  selector: z.string().min(1),
+  container: z.string().min(1),
+});
+
+const notify = z.strictObject({
+  slackWebhookUrl: z.url().optional(),
+  jsonWebhookUrl: z.url().optional(),
+});
+
+const health = z.strictObject({
+  maxReplicationLagSeconds: z.number().nonnegative().default(30),
+  maxGaleraRecvQueueAvg: z.number().nonnegative().default(0.5),
+  expectedGaleraClusterSize: z.number().int().positive().optional(),
+  maxEtcdDbSizeBytes: z.number().int().positive().default(2 * 1024 * 1024 * 1024),
+});
+
+const clusterProfile = z.strictObject({
+  description: z.string().optional(),
+  namespace: z.string().regex(CLUSTER_NAME_PATTERN, 'a Kubernetes namespace name').optional(),
+  workload: workload.optional(),
+  mysql: mysql.optional(),
+  etcd: etcd.optional(),
+  s3: s3.optional(),
+  notify: notify.optional(),
+  health: health.prefault({}),
+  failover: z.strictObject({ strategy: z.enum(['gtid', 'galera', 'vitess']) }).optional(),
+});
+
+const profileFile = z.strictObject({
+  clusters: z.record(z.string().regex(CLUSTER_NAME_PATTERN, 'a cluster name of lowercase letters, digits and "-"'), clusterProfile),
+});
+
+export type ClusterProfile = z.infer<typeof clusterProfile>;
+export type MysqlProfile = z.infer<typeof mysql>;
+export type MysqlNodeProfile = z.infer<typeof mysqlNode>;
+export type EtcdProfile = z.infer<typeof etcd>;
+export type S3Profile = z.infer<typeof s3>;
+export type HealthThresholds = z.infer<typeof health>;
+
+export class ProfileError extends Error {
+  override name = 'ProfileError';
+}
+
+const SECRET_FIELDS = new Set(['password', 'accessKeyId', 'secretAccessKey']);
+
+function describeValue(value: unknown): string {
+  if (value === '(value not shown)') return value;
+  if (value === undefined) return 'nothing';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  if (typeof value === 'object') return 'an object';
+  return `${typeof value} ${JSON.stringify(value)}`;
+}
+
+function fieldPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((acc, part) => (typeof part === 'number' ? `${acc}[${part}]` : acc ? `${acc}.${String(part)}` : String(part)), '');
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let value: unknown = root;
+  for (const part of path) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = (value as Record<PropertyKey, unknown>)[part];
+  }
+  return value;
+}
+
+function expectation(issue: z.core.$ZodIssue, value: unknown): string {
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      return 'no such field';
+    case 'invalid_key':
+      return 'not a valid name: expected lowercase letters, digits and "-"';
+    case 'invalid_type':
+      return value === undefined ? 'required' : `expected ${issue.expected === 'array' ? 'a list' : issue.expected === 'object' || issue.expected === 'record' ? 'an object' : `a ${issue.expected}`}, got ${describeValue(value)}`;
+    case 'too_small':
+      return issue.origin === 'array' ? `expected at least ${String(issue.minimum)} item(s)` : `expected ${issue.origin === 'string' ? 'a non-empty string' : `a number >= ${String(issue.minimum)}`}, got ${describeValue(value)}`;
+    case 'too_big':
+      return `expected at most ${String(issue.maximum)}, got ${describeValue(value)}`;
+    case 'invalid_value':
+      return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${describeValue(value)}`;
+    default:
+      return `expected ${issue.message.replace(/^Invalid (input|string): /, '').replace(/^Invalid URL$/, 'a URL')}, got ${describeValue(value)}`;
+  }
+}
+
+/** Parses and validates profile YAML; the error names the file, the field and what was expected. */
+export function parseProfiles(text: string, source: string): Map<string, ClusterProfile> {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    throw new ProfileError(`${source}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const parsed = profileFile.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const path = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]!] : issue.path;
+    // A secret pasted into a secret-reference field must not be echoed into the worker's log.
+    const holdsSecret = path.some((part) => typeof part === 'string' && SECRET_FIELDS.has(part));
+    const value = holdsSecret ? '(value not shown)' : valueAt(raw, path);
+    throw new ProfileError(`${source}: ${fieldPath(path) || '(top level)'}: ${expectation(issue, value)}`);
+  }
+  return new Map(Object.entries(parsed.data.clusters));
+}
+
+export function loadProfiles(path: string): Map<string, ClusterProfile> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ProfileError(`${path}: cannot read the cluster profile file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return parseProfiles(text, path);
+}

@@ -1,0 +1,45 @@
+// The runbooks the client can start: workflow type, how the workflow id derives from the cluster,
+// and how the result is shown. A mutating runbook's id is fixed per cluster, so Temporal itself
+// refuses a second one while the first runs.
+import type { ClusterHealthReport } from '../workflows/health';
+
+export interface RunbookSpec {
+  workflowType: string;
+  description: string;
+  workflowId(cluster: string, now: Date): string;
+  /** Lines to print for a completed run, and the exit code the result deserves. */
+  render?(result: unknown): { lines: string[]; exitCode: number };
+}
+
+function renderHealth(result: unknown): { lines: string[]; exitCode: number } {
+  const report = result as ClusterHealthReport;
+  const lines = [`cluster ${report.cluster}: ${report.verdict.toUpperCase()}`];
+  for (const reason of report.reasons) lines.push(`  ✗ ${reason}`);
+  for (const warning of report.warnings) lines.push(`  ! ${warning}`);
+  for (const n of report.mysql ?? []) {
+    const parts = [n.reachable ? `${n.flavor ?? ''} ${n.version ?? ''}`.trim() : `unreachable (${n.error ?? 'no answer'})`];
+    if (n.reachable) parts.push(n.readOnly ? 'read-only' : 'writable');
+    if (n.gtidPosition) parts.push(`gtid ${n.gtidPosition}`);
+    if (n.replication) parts.push(`replication io=${n.replication.ioRunning} sql=${n.replication.sqlRunning} lag=${n.replication.secondsBehindSource ?? '?'}s`);
+    if (n.galera) parts.push(`wsrep ${n.galera.localState}/${n.galera.clusterStatus} size=${n.galera.clusterSize} ready=${n.galera.ready}`);
+    lines.push(`  mysql ${n.node} (${n.role ?? 'node'}, ${n.address}): ${parts.join(', ')}`);
+  }
+  for (const e of report.etcd?.endpoints ?? []) {
+    lines.push(`  etcd ${e.endpoint}: ${e.reachable ? `v${e.version ?? '?'}, ${e.dbSizeBytes ?? '?'} bytes, leader ${e.leaderId ?? '?'}` : `unreachable (${e.error ?? 'no answer'})`}`);
+  }
+  if (report.etcd) lines.push(`  etcd members: ${report.etcd.members.map((m) => m.name || m.id).join(', ') || 'unknown'}`);
+  if (report.s3) {
+    const s = report.s3;
+    lines.push(`  s3 ${s.endpoint} bucket ${s.bucket}: ${s.writable ? 'reachable and writable' : (s.error ?? 'not writable')}`);
+  }
+  return { lines, exitCode: report.verdict === 'healthy' ? 0 : report.verdict === 'degraded' ? 4 : 5 };
+}
+
+export const RUNBOOKS: Record<string, RunbookSpec> = {
+  clusterHealth: {
+    workflowType: 'clusterHealth',
+    description: 'check every part of a cluster and report healthy / degraded / down (read-only, no lock)',
+    workflowId: (cluster, now) => `clusterHealth/${cluster}/${now.toISOString()}`,
+    render: renderHealth,
+  },
+};

@@ -1,0 +1,76 @@
+// A real Temporal dev server per test file (the CLI binary the stack script installed, started by
+// the SDK's test environment) and a worker running the project's activities against real servers.
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { createActivities, createConnectors, type Activities } from '../../activities';
+import { parseProfiles, type ClusterProfile } from '../../activities/profile';
+import { workerOptions } from '../../worker/options';
+import { searchAttributes } from '../../workflows/definitions';
+import { LOCAL_PROFILES, TEMPORAL_BINARY } from './stack';
+
+let runtimeInstalled = false;
+
+export async function startTemporal(): Promise<TestWorkflowEnvironment> {
+  if (!runtimeInstalled) {
+    Runtime.install({ logger: new DefaultLogger((process.env.DBR_TEST_LOG_LEVEL as 'WARN' | 'INFO' | undefined) ?? 'ERROR') });
+    runtimeInstalled = true;
+  }
+  return TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: { type: 'existing-path', path: TEMPORAL_BINARY },
+      ip: '127.0.0.1',
+      searchAttributes: Object.values(searchAttributes),
+      extraArgs: ['--log-level', 'error'],
+    },
+  });
+}
+
+/** The local stack's profiles, plus clusters a test defines in YAML (parsed by the real parser). */
+export function testProfiles(extraYaml = ''): Map<string, ClusterProfile> {
+  const profiles = parseProfiles(readFileSync(LOCAL_PROFILES, 'utf8'), LOCAL_PROFILES);
+  if (extraYaml) for (const [name, profile] of parseProfiles(extraYaml, 'test profile')) profiles.set(name, profile);
+  return profiles;
+}
+
+export function realActivities(profiles: Map<string, ClusterProfile> = testProfiles()): Activities {
+  return createActivities(createConnectors({ profiles, profileSource: 'test profiles' }));
+}
+
+export interface RunningWorker {
+  worker: Worker;
+  taskQueue: string;
+  stop(): Promise<void>;
+}
+
+export async function startWorker(env: TestWorkflowEnvironment, activities: Activities): Promise<RunningWorker> {
+  const bundle = process.env.DBR_TEST_WORKFLOW_BUNDLE;
+  if (!bundle) throw new Error('DBR_TEST_WORKFLOW_BUNDLE is not set: run integration tests through jest (test/helpers/global-setup.ts)');
+  const taskQueue = `test-${randomUUID()}`;
+  const worker = await Worker.create(
+    workerOptions({
+      connection: env.nativeConnection,
+      config: {
+        temporal: { address: env.address, namespace: env.namespace ?? 'default' },
+        taskQueue,
+        maxConcurrentActivities: 20,
+        maxConcurrentWorkflowTasks: 10,
+        maxCachedWorkflows: 100,
+        shutdownGraceSeconds: 5,
+      },
+      activities,
+      workflowBundlePath: bundle,
+    }),
+  );
+  const running = worker.run();
+  return {
+    worker,
+    taskQueue,
+    async stop() {
+      worker.shutdown();
+      await running;
+    },
+  };
+}
+

@@ -1,0 +1,68 @@
+// The worker entrypoint: configuration, connection to Temporal, activities with their real
+// clients, and a graceful shutdown on SIGTERM / SIGINT (the Runtime's default shutdown signals).
+import { existsSync } from 'node:fs';
+import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
+import { createActivities, createConnectors } from '../activities';
+import { DEFAULT_BUNDLE_PATH } from './bundle';
+import { ConfigError, loadWorkerConfig } from './config';
+import { workerOptions } from './options';
+
+const LOG_LEVELS: readonly LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'];
+
+function installJsonLogger(): void {
+  const requested = (process.env.DBR_LOG_LEVEL ?? 'INFO').toUpperCase() as LogLevel;
+  const level = LOG_LEVELS.includes(requested) ? requested : 'INFO';
+  Runtime.install({
+    logger: new DefaultLogger(level, ({ level: entryLevel, message, timestampNanos, meta }) => {
+      const time = new Date(Number(timestampNanos / 1_000_000n)).toISOString();
+      process.stdout.write(`${JSON.stringify({ time, level: entryLevel.toLowerCase(), message, ...meta })}\n`);
+    }),
+  });
+}
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadWorkerConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`db-runbooks worker: configuration error: ${err.message}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  installJsonLogger();
+  const logger = Runtime.instance().logger;
+  const bundlePath = config.workflowBundlePath ?? (existsSync(DEFAULT_BUNDLE_PATH) ? DEFAULT_BUNDLE_PATH : undefined);
+  logger.info('starting worker', {
+    temporal: config.temporal.address,
+    namespace: config.temporal.namespace,
+    taskQueue: config.taskQueue,
+    profiles: config.profilesPath,
+    clusters: [...config.profiles.keys()],
+    workflowBundle: bundlePath ?? 'bundled at start (run npm run build for a prebuilt bundle)',
+  });
+
+  let connection: NativeConnection;
+  try {
+    connection = await NativeConnection.connect({ address: config.temporal.address, tls: config.temporal.tls });
+  } catch (err) {
+    console.error(`db-runbooks worker: cannot reach Temporal at ${config.temporal.address}: ${(err as Error).message}`);
+    process.exit(3);
+  }
+  const connectors = createConnectors({ profiles: config.profiles, profileSource: config.profilesPath });
+  const worker = await Worker.create(
+    workerOptions({ connection, config, activities: createActivities(connectors), workflowBundlePath: bundlePath }),
+  );
+  try {
+    await worker.run();
+  } finally {
+    await connection.close();
+  }
+  logger.info('worker stopped');
+}
+
+main().catch((err: unknown) => {
+  console.error(`db-runbooks worker: ${(err as Error).stack ?? String(err)}`);
+  process.exit(1);
+});

@@ -1,0 +1,2 @@
+// Every runbook the worker registers. One runbook per file.
+export { clusterHealth } from './clusterHealth';
