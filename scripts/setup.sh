@@ -68,8 +68,11 @@ install_npm_dependencies() {
   local key; key="$(sha256sum "$DBR_ROOT/package-lock.json" | cut -c1-16)"
   local stamp="$DBR_ROOT/node_modules/.installed-$key"
   [ -f "$stamp" ] && return 0
-  log "installing npm dependencies (npm ci)"
-  (cd "$DBR_ROOT" && npm ci --no-audit --no-fund --loglevel=error)
+  log "installing npm dependencies"
+  # npm install rather than npm ci: the registry serves no @swc/core binaries for other platforms
+  # at the pinned version, and npm ci refuses a lock file without them. The lock file still pins
+  # every version (checked: npm install leaves it unchanged).
+  (cd "$DBR_ROOT" && npm install --no-audit --no-fund --loglevel=error)
   touch "$stamp"
 }
 

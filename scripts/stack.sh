@@ -9,6 +9,7 @@
 #
 # Parts: temporal mariadb primary replica galera1 galera2 galera3 etcd minio
 #        kube-etcd kube-apiserver kube-controller-manager
+#        worker (not started by `up`: `start worker` runs the built worker against the local profile)
 # State (data directories, logs, pids, generated credentials) lives in $DBR_STATE.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -261,6 +262,20 @@ check_minio() { curl -sf "http://127.0.0.1:$MINIO_PORT/minio/health/live"; }
 
 source "$(dirname "$0")/kube.sh"
 
+# ---------------------------------------------------------------- the project's own worker
+
+start_worker() {
+  [ -f "$DBR_ROOT/dist/worker/main.js" ] || die "the worker is not built: run npm run build"
+  load_secrets
+  export DBR_KUBECONFIG="$DBR_STATE/kube/worker.kubeconfig"
+  : > "$DBR_STATE/worker.log"
+  launch worker "$DBR_STATE/worker.log" env DBR_PROFILES="$DBR_ROOT/config/clusters.local.yaml" \
+    TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT" node "$DBR_ROOT/dist/worker/main.js"
+  wait_for 60 worker grep -q '"state":"RUNNING"' "$DBR_STATE/worker.log" || die "the worker did not start; see $DBR_STATE/worker.log"
+}
+
+check_worker() { is_running worker; }
+
 # ---------------------------------------------------------------- dispatch
 
 address_of() {
@@ -271,6 +286,7 @@ address_of() {
     minio) echo "http://127.0.0.1:$MINIO_PORT (bucket $S3_BUCKET)" ;;
     kube-apiserver) echo "https://127.0.0.1:$KUBE_APISERVER_PORT (kubeconfig $DBR_STATE/kube/admin.kubeconfig)" ;;
     kube-controller-manager) echo "https://127.0.0.1:$KUBE_CONTROLLER_PORT" ;;
+    worker) echo "task queue db-runbooks (log $DBR_STATE/worker.log)" ;;
   esac
 }
 
@@ -282,6 +298,7 @@ check_part() {
     minio) check_minio ;;
     kube-apiserver) check_kube_apiserver ;;
     kube-controller-manager) check_kube_controller_manager ;;
+    worker) check_worker ;;
   esac
 }
 
@@ -294,6 +311,7 @@ start_part() {
     minio) start_minio ;;
     kube-apiserver) start_kube_apiserver ;;
     kube-controller-manager) start_kube_controller_manager ;;
+    worker) start_worker ;;
     *) die "unknown part '$1'; parts: ${PARTS[*]}" ;;
   esac
   log "$1 up at $(address_of "$1")"
@@ -321,6 +339,7 @@ cmd_up() {
 
 cmd_down() {
   local i
+  if is_running worker; then stop_part worker; log "worker stopped"; fi
   for ((i = ${#PARTS[@]} - 1; i >= 0; i--)); do
     local part="${PARTS[$i]}"
     if is_running "$part"; then stop_part "$part"; log "$part stopped"; fi
@@ -336,6 +355,7 @@ cmd_status() {
     if check_part "$part" >/dev/null 2>&1; then answers="yes"; else bad=1; fi
     printf '%-24s %-8s %-8s %s\n' "$part" "$pid" "$answers" "$(address_of "$part")"
   done
+  if is_running worker; then printf '%-24s %-8s %-8s %s\n' worker "$(cat "$(pidfile worker)")" yes "$(address_of worker)"; fi
   return $bad
 }
 

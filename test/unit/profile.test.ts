@@ -1,0 +1,84 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadProfiles, parseProfiles } from '../../activities/profile';
+import { loadWorkerConfig } from '../../worker/config';
+
+const mysqlSection = (extra: string) => `
+clusters:
+  local:
+    mysql:
+      topology: standalone
+      user: runbook
+      password: { env: PW }
+      nodes:
+        - { name: db-0, host: 127.0.0.1${extra} }
+`;
+
+describe('cluster profile validation names the file, the field and what was expected', () => {
+  test.each([
+    [mysqlSection(', port: abc'), 'f.yaml: clusters.local.mysql.nodes[0].port: expected a number, got "abc"'],
+    [mysqlSection(', port: 70000'), 'f.yaml: clusters.local.mysql.nodes[0].port: expected at most 65535, got number 70000'],
+    [mysqlSection(', colour: red'), 'f.yaml: clusters.local.mysql.nodes[0].colour: no such field'],
+    ['clusters:\n  local:\n    mysql: { topology: ring, user: u, password: { env: P }, nodes: [{ name: a, host: h }] }', 'f.yaml: clusters.local.mysql.topology: expected one of "standalone", "replication", "galera", got "ring"'],
+    ['clusters:\n  Prod_DB: {}', 'f.yaml: clusters.Prod_DB: not a valid name'],
+    ['clusters:\n  local:\n    etcd: { endpoints: [localhost-2379] }', 'f.yaml: clusters.local.etcd.endpoints[0]: expected a URL, got "localhost-2379"'],
+    ['clusters:\n  local:\n    s3: { bucket: b, prefix: no-slash }', 'f.yaml: clusters.local.s3.bucket: expected an S3 bucket name, got "b"'],
+    ['clusters:\n  local:\n    s3: { bucket: backups, prefix: no-slash }', 'f.yaml: clusters.local.s3.prefix: expected empty or a key prefix ending in "/", got "no-slash"'],
+    ['clusters: [1, 2]', 'f.yaml: clusters: expected an object, got a list'],
+    ['other: {}', 'f.yaml: clusters: required'],
+    ['clusters: {a: [}', 'f.yaml: not valid YAML'],
+  ])('%#: %j', (yaml, message) => {
+    expect(() => parseProfiles(yaml, 'f.yaml')).toThrow(message);
+  });
+
+  test('a secret pasted where a secret reference belongs is refused without echoing it', () => {
+    const yaml = mysqlSection('').replace('{ env: PW }', 'hunter2-sup3r-s3cret');
+    let message = '';
+    try {
+      parseProfiles(yaml, 'f.yaml');
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/^f\.yaml: clusters\.local\.mysql\.password: expected a secret reference/);
+    expect(message).not.toContain('hunter2');
+  });
+
+  test('defaults are filled in and the committed local profile parses', () => {
+    const profiles = parseProfiles(mysqlSection(''), 'f.yaml');
+    expect(profiles.get('local')!.mysql!.nodes[0]!.port).toBe(3306);
+    expect(profiles.get('local')!.health.maxReplicationLagSeconds).toBe(30);
+    const local = loadProfiles(path.join(__dirname, '..', '..', 'config', 'clusters.local.yaml'));
+    expect([...local.keys()]).toEqual(expect.arrayContaining(['local', 'pair', 'galera']));
+  });
+});
+
+describe('worker configuration', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'dbr-config-'));
+  const good = path.join(dir, 'good.yaml');
+  writeFileSync(good, mysqlSection(''));
+
+  test('loads the profile file and applies defaults', () => {
+    const config = loadWorkerConfig({ DBR_PROFILES: good }, dir);
+    expect(config.temporal).toEqual({ address: '127.0.0.1:7233', namespace: 'default', tls: undefined });
+    expect(config.taskQueue).toBe('db-runbooks');
+    expect([...config.profiles.keys()]).toEqual(['local']);
+    expect(config.maxCachedWorkflows).toBe(200);
+  });
+
+  test.each([
+    [{ DBR_PROFILES: path.join(dir, 'missing.yaml') }, `${path.join(dir, 'missing.yaml')}: cannot read the cluster profile file: ENOENT`],
+    [{ DBR_PROFILES: good, DBR_MAX_CACHED_WORKFLOWS: 'lots' }, 'DBR_MAX_CACHED_WORKFLOWS: expected a whole number >= 0, got "lots"'],
+    [{ DBR_PROFILES: good, TEMPORAL_ADDRESS: 'temporal' }, 'TEMPORAL_ADDRESS: expected host:port, got "temporal"'],
+    [{ DBR_PROFILES: good, TEMPORAL_TLS_CERT: good }, 'TEMPORAL_TLS_KEY: required when TEMPORAL_TLS_CERT is set'],
+    [{ DBR_PROFILES: good, DBR_WORKFLOW_BUNDLE: '/nope.js' }, 'DBR_WORKFLOW_BUNDLE: no file at /nope.js'],
+  ])('%#: a bad setting stops the worker with one line naming it', (env, message) => {
+    expect(() => loadWorkerConfig(env, dir)).toThrow(message);
+  });
+
+  test('mTLS files are read into the connection options', () => {
+    const config = loadWorkerConfig({ DBR_PROFILES: good, TEMPORAL_TLS_CERT: good, TEMPORAL_TLS_KEY: good, TEMPORAL_TLS_SERVER_NAME: 'temporal.internal' }, dir);
+    expect(config.temporal.tls?.serverNameOverride).toBe('temporal.internal');
+    expect(config.temporal.tls?.clientCertPair.crt.toString()).toContain('clusters:');
+  });
+});
