@@ -21,12 +21,21 @@ SECRETS_FILE="$DBR_STATE/secrets.env"
 
 pidfile() { echo "$DBR_STATE/run/$1.pid"; }
 
+# A pid file holds "pid starttime": a stale file from before a reboot, or a pid the kernel has
+# since reused, or a killed process not yet reaped, does not count as running.
+proc_start_time() { [ -r "/proc/$1/stat" ] && sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $1, $20 }'; }
+
 is_running() {
   local f; f="$(pidfile "$1")"
   [ -f "$f" ] || return 1
-  local pid; pid="$(cat "$f")"
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+  local pid start; read -r pid start < "$f" || true
+  [ -n "$pid" ] || return 1
+  local state_and_start; state_and_start="$(proc_start_time "$pid")" || return 1
+  local state="${state_and_start%% *}" now_start="${state_and_start##* }"
+  [ "$state" != "Z" ] && [ "$state" != "X" ] && { [ -z "$start" ] || [ "$start" = "$now_start" ]; }
 }
+
+pid_of() { local pid; read -r pid _ < "$(pidfile "$1")"; echo "$pid"; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -44,7 +53,8 @@ launch() { # launch PART LOGFILE COMMAND...  — starts a server in its own sess
   local part="$1" logfile="$2"; shift 2
   mkdir -p "$DBR_STATE/run" "$(dirname "$logfile")"
   setsid "$@" >>"$logfile" 2>&1 < /dev/null &
-  echo $! > "$(pidfile "$part")"
+  local pid=$!
+  echo "$pid $(proc_start_time "$pid" | cut -d' ' -f2)" > "$(pidfile "$part")"
 }
 
 ensure_secrets() {
@@ -187,8 +197,10 @@ start_mariadb() {
   local extra_args=()
   case "$part" in
     galera*)
-      # rsync SST writes into the joiner's datadir as another user.
-      chmod -R a+rwx "$dir/data"
+      # The joiner's rsync daemon runs as nobody (rsyncd's default under root): it must be able to
+      # write into the data directory and to set permissions on the files it replaces.
+      chown -R nobody:nogroup "$dir/data"
+      chmod -R a+rwX "$dir/data"
       if [ "$(galera_running_peers "$part")" -eq 0 ]; then
         local candidate; candidate="$(galera_bootstrap_candidate)"
         [ "$fresh" -eq 1 ] && candidate="$part"
@@ -320,10 +332,10 @@ start_part() {
 stop_part() { # stop_part PART [SIGNAL]
   local part="$1" sig="${2:-TERM}" f; f="$(pidfile "$1")"
   is_running "$part" || { rm -f "$f"; return 0; }
-  local pid; pid="$(cat "$f")"
+  local pid; pid="$(pid_of "$part")"
   kill "-$sig" "$pid" 2>/dev/null || true
   local deadline=$((SECONDS + 60))
-  while kill -0 "$pid" 2>/dev/null; do
+  while is_running "$part"; do
     if [ $SECONDS -ge $deadline ]; then kill -KILL "$pid" 2>/dev/null || true; fi
     sleep 0.2
   done
@@ -351,11 +363,11 @@ cmd_status() {
   printf '%-24s %-8s %-8s %s\n' PART PID ANSWERS ADDRESS
   for part in "${PARTS[@]}"; do
     local pid="-" answers="no"
-    is_running "$part" && pid="$(cat "$(pidfile "$part")")"
+    is_running "$part" && pid="$(pid_of "$part")"
     if check_part "$part" >/dev/null 2>&1; then answers="yes"; else bad=1; fi
     printf '%-24s %-8s %-8s %s\n' "$part" "$pid" "$answers" "$(address_of "$part")"
   done
-  if is_running worker; then printf '%-24s %-8s %-8s %s\n' worker "$(cat "$(pidfile worker)")" yes "$(address_of worker)"; fi
+  if is_running worker; then printf '%-24s %-8s %-8s %s\n' worker "$(pid_of worker)" yes "$(address_of worker)"; fi
   return $bad
 }
 

@@ -15,4 +15,4 @@ npx --no-install tsc --noEmit -p .
 npx --no-install eslint --max-warnings 0 .
 
 log "running the tests"
-NODE_OPTIONS="--experimental-vm-modules --disable-warning=ExperimentalWarning ${NODE_OPTIONS:-}" exec npx --no-install jest --runInBand "$@"
+exec bash scripts/jest.sh "$@"

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs jest the way the suite needs it: Node 24 on PATH, --experimental-vm-modules for the ESM-only
+# Kubernetes client, one test file at a time, and an exclusive lock on the local stack so that two
+# runs (say, two clones on one machine) never inject faults into each other's servers.
+#   scripts/jest.sh [jest args...]      e.g. scripts/jest.sh test/integration/clusterHealth.test.ts
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$DBR_ROOT"
+mkdir -p "$DBR_STATE"
+export NODE_OPTIONS="--experimental-vm-modules --disable-warning=ExperimentalWarning ${NODE_OPTIONS:-}"
+exec flock "$DBR_STATE/.tests.lock" npx --no-install jest --runInBand "$@"
