@@ -5,6 +5,7 @@ import { createMysqlActivities, createMysqlConnector, type MysqlConnector } from
 import type { ClusterProfile } from './profile';
 import { createS3Activities, createS3Connector, type S3Connector } from './s3';
 import { createSecretResolver, type KubernetesSecretReader } from './secrets';
+import { createTemporalActivities, type TemporalDeps } from './temporal';
 
 export interface Connectors {
   profiles: ProfileSource;
@@ -29,8 +30,9 @@ export function createConnectors(options: {
   };
 }
 
-export function createActivities(connectors: Connectors) {
+export function createActivities(connectors: Connectors & TemporalDeps) {
   return {
+    ...createTemporalActivities({ client: connectors.client }),
     ...createClusterActivities({ profiles: connectors.profiles }),
     ...createMysqlActivities({ mysql: connectors.mysql }),
     ...createEtcdActivities({ etcd: connectors.etcd }),

@@ -1,6 +1,7 @@
 // The worker entrypoint: configuration, connection to Temporal, activities with their real
 // clients, and a graceful shutdown on SIGTERM / SIGINT (the Runtime's default shutdown signals).
 import { existsSync } from 'node:fs';
+import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import { createActivities, createConnectors } from '../activities';
 import { DEFAULT_BUNDLE_PATH } from './bundle';
@@ -50,13 +51,17 @@ async function main(): Promise<void> {
     console.error(`db-runbooks worker: cannot reach Temporal at ${config.temporal.address}: ${(err as Error).message}`);
     process.exit(3);
   }
+  // Activities that start or signal other workflows (the cluster lock) use a client connection.
+  const clientConnection = await Connection.connect({ address: config.temporal.address, tls: config.temporal.tls });
+  const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
   const connectors = createConnectors({ profiles: config.profiles, profileSource: config.profilesPath });
   const worker = await Worker.create(
-    workerOptions({ connection, config, activities: createActivities(connectors), workflowBundlePath: bundlePath }),
+    workerOptions({ connection, config, activities: createActivities({ ...connectors, client }), workflowBundlePath: bundlePath }),
   );
   try {
     await worker.run();
   } finally {
+    await clientConnection.close();
     await connection.close();
   }
   logger.info('worker stopped');

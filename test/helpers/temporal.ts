@@ -34,8 +34,8 @@ export function testProfiles(extraYaml = ''): Map<string, ClusterProfile> {
   return profiles;
 }
 
-export function realActivities(profiles: Map<string, ClusterProfile> = testProfiles()): Activities {
-  return createActivities(createConnectors({ profiles, profileSource: 'test profiles' }));
+export function realActivities(env: TestWorkflowEnvironment, profiles: Map<string, ClusterProfile> = testProfiles()): Activities {
+  return createActivities({ ...createConnectors({ profiles, profileSource: 'test profiles' }), client: env.client });
 }
 
 export interface RunningWorker {
