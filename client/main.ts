@@ -3,7 +3,9 @@
 import { parseArgs } from 'node:util';
 import { Client, Connection, WorkflowFailedError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, TemporalFailure } from '@temporalio/common';
+import { loadCodecKeys } from '../worker/codec';
 import { ConfigError, loadTemporalConnectionConfig } from '../worker/config';
+import { dataConverter } from '../worker/data-converter';
 import {
   getLockStateQuery,
   getProgressQuery,
@@ -96,9 +98,10 @@ async function follow(handle: WorkflowHandle, spec: RunbookSpec | undefined): Pr
 
 async function connect(): Promise<{ client: Client; namespace: string }> {
   const config = loadTemporalConnectionConfig();
+  const converter = dataConverter(loadCodecKeys());
   try {
     const connection = await Connection.connect({ address: config.address, tls: config.tls, connectTimeout: '5 seconds' });
-    return { client: new Client({ connection, namespace: config.namespace }), namespace: config.namespace };
+    return { client: new Client({ connection, namespace: config.namespace, dataConverter: converter }), namespace: config.namespace };
   } catch (err) {
     throw Object.assign(new Error(`cannot reach Temporal at ${config.address}: ${(err as Error).message}`), { exitCode: 3 });
   }

@@ -6,6 +6,7 @@ import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from 
 import { createActivities, createConnectors } from '../activities';
 import { DEFAULT_BUNDLE_PATH } from './bundle';
 import { ConfigError, loadWorkerConfig } from './config';
+import { dataConverter } from './data-converter';
 import { workerOptions } from './options';
 
 const LOG_LEVELS: readonly LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'];
@@ -42,6 +43,7 @@ async function main(): Promise<void> {
     profiles: config.profilesPath,
     clusters: [...config.profiles.keys()],
     workflowBundle: bundlePath ?? 'bundled at start (run npm run build for a prebuilt bundle)',
+    payloadEncryption: config.codecKeys ? `AES-256-GCM, key ${config.codecKeys.activeKeyId} of ${config.codecKeys.keys.size}` : 'off (set DBR_CODEC_KEYS)',
   });
 
   let connection: NativeConnection;
@@ -53,10 +55,10 @@ async function main(): Promise<void> {
   }
   // Activities that start or signal other workflows (the cluster lock) use a client connection.
   const clientConnection = await Connection.connect({ address: config.temporal.address, tls: config.temporal.tls });
-  const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
+  const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace, dataConverter: dataConverter(config.codecKeys) });
   const connectors = createConnectors({ profiles: config.profiles, profileSource: config.profilesPath });
   const worker = await Worker.create(
-    workerOptions({ connection, config, activities: createActivities({ ...connectors, client }), workflowBundlePath: bundlePath }),
+    workerOptions({ connection, config, activities: createActivities({ ...connectors, client }), workflowBundlePath: bundlePath, codecKeys: config.codecKeys }),
   );
   try {
     await worker.run();

@@ -6,6 +6,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { createActivities, createConnectors, type Activities } from '../../activities';
 import { parseProfiles, type ClusterProfile } from '../../activities/profile';
+import type { CodecKeys } from '../../worker/codec';
 import { workerOptions } from '../../worker/options';
 import { searchAttributes } from '../../workflows/definitions';
 import { LOCAL_PROFILES, TEMPORAL_BINARY } from './stack';
@@ -44,7 +45,7 @@ export interface RunningWorker {
   stop(): Promise<void>;
 }
 
-export async function startWorker(env: TestWorkflowEnvironment, activities: Activities): Promise<RunningWorker> {
+export async function startWorker(env: TestWorkflowEnvironment, activities: Activities, options: { codecKeys?: CodecKeys } = {}): Promise<RunningWorker> {
   const bundle = process.env.DBR_TEST_WORKFLOW_BUNDLE;
   if (!bundle) throw new Error('DBR_TEST_WORKFLOW_BUNDLE is not set: run integration tests through jest (test/helpers/global-setup.ts)');
   const taskQueue = `test-${randomUUID()}`;
@@ -61,6 +62,7 @@ export async function startWorker(env: TestWorkflowEnvironment, activities: Acti
       },
       activities,
       workflowBundlePath: bundle,
+      codecKeys: options.codecKeys,
     }),
   );
   const running = worker.run();
