@@ -11,7 +11,7 @@ import { workerOptions } from './options';
 
 const LOG_LEVELS: readonly LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'];
 
-function installJsonLogger(): void {
+function installRuntime(metricsAddress: string | undefined): void {
   const requested = (process.env.DBR_LOG_LEVEL ?? 'INFO').toUpperCase() as LogLevel;
   const level = LOG_LEVELS.includes(requested) ? requested : 'INFO';
   Runtime.install({
@@ -19,6 +19,7 @@ function installJsonLogger(): void {
       const time = new Date(Number(timestampNanos / 1_000_000n)).toISOString();
       process.stdout.write(`${JSON.stringify({ time, level: entryLevel.toLowerCase(), message, ...meta })}\n`);
     }),
+    telemetryOptions: metricsAddress ? { metrics: { prometheus: { bindAddress: metricsAddress } } } : undefined,
   });
 }
 
@@ -33,7 +34,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  installJsonLogger();
+  installRuntime(config.metricsAddress);
   const logger = Runtime.instance().logger;
   const bundlePath = config.workflowBundlePath ?? (existsSync(DEFAULT_BUNDLE_PATH) ? DEFAULT_BUNDLE_PATH : undefined);
   logger.info('starting worker', {
@@ -43,6 +44,7 @@ async function main(): Promise<void> {
     profiles: config.profilesPath,
     clusters: [...config.profiles.keys()],
     workflowBundle: bundlePath ?? 'bundled at start (run npm run build for a prebuilt bundle)',
+    metrics: config.metricsAddress ? `http://${config.metricsAddress}/metrics` : 'off',
     payloadEncryption: config.codecKeys ? `AES-256-GCM, key ${config.codecKeys.activeKeyId} of ${config.codecKeys.keys.size}` : 'off (set DBR_CODEC_KEYS)',
   });
 

@@ -192,7 +192,7 @@ export function assessHealth(plan: ClusterPlan, facts: HealthFacts, checkedAt: s
 
 /** Runs every check the cluster's profile names and returns the report. */
 export async function checkClusterHealth(cluster: string): Promise<{ plan: ClusterPlan; report: ClusterHealthReport }> {
-  const plan = await describeCluster(cluster);
+  const plan = await describeCluster({ cluster });
   const facts = await gatherHealthFacts(plan);
   return { plan, report: assessHealth(plan, facts, new Date().toISOString()) };
 }
