@@ -50,7 +50,7 @@ async function main(): Promise<void> {
     console.error(`db-runbooks worker: cannot reach Temporal at ${config.temporal.address}: ${(err as Error).message}`);
     process.exit(3);
   }
-  const connectors = createConnectors({ profiles: config.profiles, profileSource: config.profilesPath });
+  const connectors = createConnectors({ profiles: config.profiles, profileSource: config.profilesPath, kubeconfigPath: config.kubeconfigPath });
   const worker = await Worker.create(
     workerOptions({ connection, config, activities: createActivities(connectors), workflowBundlePath: bundlePath }),
   );

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { createActivities, createConnectors, type Activities } from '../../activities';
+import type { KubernetesClientSource } from '../../activities/kubernetes';
 import { parseProfiles, type ClusterProfile } from '../../activities/profile';
 import { workerOptions } from '../../worker/options';
 import { searchAttributes } from '../../workflows/definitions';
@@ -34,8 +35,15 @@ export function testProfiles(extraYaml = ''): Map<string, ClusterProfile> {
   return profiles;
 }
 
-export function realActivities(profiles: Map<string, ClusterProfile> = testProfiles()): Activities {
-  return createActivities(createConnectors({ profiles, profileSource: 'test profiles' }));
+/**
+ * The project's activities over real clients. Kubernetes activities need a kubeconfig (the
+ * stack's admin or worker one, see ./kubernetes) or ready-made clients; they poll quickly in tests.
+ */
+export function realActivities(
+  profiles: Map<string, ClusterProfile> = testProfiles(),
+  kubernetes: { kubeconfigPath?: string; kubernetesClients?: KubernetesClientSource } = {},
+): Activities {
+  return createActivities(createConnectors({ profiles, profileSource: 'test profiles', ...kubernetes }), { kubernetesPollIntervalMs: 200 });
 }
 
 export interface RunningWorker {

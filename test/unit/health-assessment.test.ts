@@ -2,7 +2,7 @@ import type { ClusterPlan } from '../../activities/cluster';
 import type { GaleraFacts, MysqlNodeFacts } from '../../activities/mysql';
 import { assessHealth } from '../../workflows/health';
 
-const health = { maxReplicationLagSeconds: 30, maxGaleraRecvQueueAvg: 0.5, maxEtcdDbSizeBytes: 1000 };
+const health = { maxReplicationLagSeconds: 30, maxGaleraRecvQueueAvg: 0.5, maxEtcdDbSizeBytes: 1000, recentRestartSeconds: 3600 };
 const at = '2026-11-23T00:00:00.000Z';
 
 function node(name: string, extra: Partial<MysqlNodeFacts> = {}): MysqlNodeFacts {
