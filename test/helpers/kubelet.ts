@@ -47,6 +47,8 @@ export class Kubelet {
       image: c.image ?? '',
       imageID: '',
       restartCount: previous.get(c.name)?.restartCount ?? 0,
+      // A kubelet keeps the last termination until the next one.
+      lastState: previous.get(c.name)?.lastState,
       ready: false,
       ...state(c.name, previous.get(c.name)),
     }));
