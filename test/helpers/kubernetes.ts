@@ -2,7 +2,18 @@
 // needs and to look at the result), a namespace per test file, and the workloads the runbooks act on.
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { KubeConfig, KubernetesObjectApi, type V1Deployment, type V1StatefulSet } from '@kubernetes/client-node';
+import {
+  AppsV1Api,
+  BatchV1Api,
+  CoreV1Api,
+  KubeConfig,
+  KubernetesObjectApi,
+  ServerConfiguration,
+  Watch,
+  createConfiguration,
+  type V1Deployment,
+  type V1StatefulSet,
+} from '@kubernetes/client-node';
 import { kubernetesClientsFor, type KubernetesClients } from '../../activities/kubernetes';
 import { STACK_STATE } from './stack';
 
@@ -26,6 +37,47 @@ export function kubeConfigFrom(file: string): KubeConfig {
 export function adminClients(): AdminClients {
   const config = kubeConfigFrom(ADMIN_KUBECONFIG);
   return { ...kubernetesClientsFor(config), config, objects: KubernetesObjectApi.makeApiClient(config) };
+}
+
+/** A request as sent: method and URL (path and query). */
+export interface RecordedRequest {
+  method: string;
+  url: URL;
+}
+
+/**
+ * Real clients for a kubeconfig that also record every request they send, watches included: what
+ * the activities actually ask the apiserver for.
+ */
+export function recordingClients(kubeconfigPath: string): { clients: KubernetesClients; requests: RecordedRequest[] } {
+  const config = kubeConfigFrom(kubeconfigPath);
+  const requests: RecordedRequest[] = [];
+  const configuration = createConfiguration({
+    baseServer: new ServerConfiguration(config.getCurrentCluster()!.server, {}),
+    authMethods: { default: config },
+    promiseMiddleware: [
+      {
+        pre: (context) => {
+          requests.push({ method: context.getHttpMethod(), url: new URL(context.getUrl()) });
+          return Promise.resolve(context);
+        },
+        post: (context) => Promise.resolve(context),
+      },
+    ],
+  });
+  const watch = new Watch(config);
+  const startWatch = watch.watch.bind(watch);
+  watch.watch = (path, query, callback, done) => {
+    const url = new URL(config.getCurrentCluster()!.server + path);
+    for (const [key, value] of Object.entries(query)) if (value !== undefined) url.searchParams.set(key, String(value));
+    url.searchParams.set('watch', 'true');
+    requests.push({ method: 'GET', url });
+    return startWatch(path, query, callback, done);
+  };
+  return {
+    clients: { core: new CoreV1Api(configuration), apps: new AppsV1Api(configuration), batch: new BatchV1Api(configuration), watch },
+    requests,
+  };
 }
 
 /** A fresh namespace with a unique name, so test files and parallel clones never see each other's objects. */
