@@ -2,8 +2,11 @@
 // run in Temporal's activity context (MockActivityEnvironment: heartbeats, cancellation, retry
 // info); the test plays the kubelet (test/helpers/kubelet.ts) so pods become ready, move, crash
 // and finish. Each test acts on its own workload in a namespace made for this file.
+import { readFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { KubeConfig } from '@kubernetes/client-node';
 import type { Info } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import type { Activities } from '../../activities';
@@ -34,7 +37,7 @@ function profilesYaml(ns: string): string {
   const workload = (cluster: string, kind: string, name: string, container = 'mariadb') =>
     `  ${cluster}:\n    namespace: ${ns}\n    workload: { kind: ${kind}, name: ${name}, selector: app=${name}, container: ${container}, roleLabel: role }\n`;
   return `clusters:
-${workload('scaled', 'StatefulSet', 'scaled')}${workload('web', 'Deployment', 'web', 'app')}${workload('rolled', 'StatefulSet', 'rolled')}${workload('stuck', 'StatefulSet', 'stuck')}${workload('listed', 'StatefulSet', 'listed')}${workload('watched', 'StatefulSet', 'watched')}  jobs:
+${workload('scaled', 'StatefulSet', 'scaled')}${workload('web', 'Deployment', 'web', 'app')}${workload('rolled', 'StatefulSet', 'rolled')}${workload('stuck', 'StatefulSet', 'stuck')}${workload('listed', 'StatefulSet', 'listed')}${workload('watched', 'StatefulSet', 'watched')}${workload('pending', 'StatefulSet', 'pending')}  jobs:
     namespace: ${ns}
   secret-db:
     namespace: ${ns}
@@ -68,7 +71,7 @@ function activityEnvironment(info: Partial<Info> = {}) {
   const env = new MockActivityEnvironment(info, { logger: new DefaultLogger('ERROR') });
   const heartbeats: unknown[] = [];
   env.on('heartbeat', (details: unknown) => heartbeats.push(details));
-  return { heartbeats, run: <R>(activity: () => Promise<R>): Promise<R> => env.run(activity) };
+  return { heartbeats, run: <R>(activity: () => Promise<R>): Promise<R> => env.run(activity), cancel: () => env.cancel() };
 }
 
 function run<R>(activity: () => Promise<R>): Promise<R> {
@@ -414,5 +417,42 @@ describe('secrets', () => {
       `cluster secret-missing-key: mysql.password: Kubernetes Secret mysql-credentials key no-such-key cannot be read: Secret mysql-credentials in namespace ${namespace} has no key no-such-key`,
     );
     expect(JSON.stringify({ message: failure.message, details: failure.details })).not.toContain(password);
+  });
+});
+
+describe('cancellation and an API that does not answer', () => {
+  test('a wait and a watch stop promptly when the activity is cancelled', async () => {
+    await createStatefulSet(admin, namespace, { name: 'pending', replicas: 1, image: 'mariadb:10.11' });
+    const scale = activityEnvironment();
+    const waiting = scale.run(() => activities.scaleWorkload({ cluster: 'pending', replicas: 1, deadline: inSeconds(600) }));
+    await eventually('the wait to heartbeat', () => Promise.resolve(scale.heartbeats.length > 0 ? true : undefined));
+    scale.cancel();
+    expect(await waiting.catch((e: unknown) => e)).toBeInstanceOf(CancelledFailure);
+
+    const watch = activityEnvironment();
+    const watching = watch.run(() => activities.watchPodAddresses({ cluster: 'pending', deadline: inSeconds(600) }));
+    await eventually('the watch to heartbeat', () => Promise.resolve(watch.heartbeats.length > 0 ? true : undefined));
+    watch.cancel();
+    expect(await watching.catch((e: unknown) => e)).toBeInstanceOf(CancelledFailure);
+  });
+
+  test('an apiserver that does not answer is a fact for the health check and a retryable failure for a change', async () => {
+    // A port that was free a moment ago: the connection is refused, as it is while an apiserver restarts.
+    const closedPort = await new Promise<number>((resolve) => {
+      const server = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as AddressInfo;
+        server.close(() => resolve(port));
+      });
+    });
+    const config = new KubeConfig();
+    config.loadFromString(readFileSync(ADMIN_KUBECONFIG, 'utf8').replace(/server: https:\/\/127\.0\.0\.1:\d+/, `server: https://127.0.0.1:${closedPort}`));
+    const offline = realActivities(testProfiles(profilesYaml(namespace)), { kubernetesClients: () => kubernetesClientsFor(config) });
+
+    const facts = await run(() => offline.checkWorkload({ cluster: 'listed' }));
+    expect(facts).toMatchObject({ reachable: false, exists: false, pods: [] });
+    expect(facts.error).toMatch(new RegExp(`^get statefulsets/listed in namespace ${namespace}: the Kubernetes API did not answer: .*ECONNREFUSED`));
+
+    const failure = await failureOf(run(() => offline.annotatePod({ cluster: 'listed', pod: 'listed-0', key: 'a', value: 'b' })));
+    expect(failure).toMatchObject({ type: 'KubernetesUnavailable', nonRetryable: false });
   });
 });
