@@ -420,6 +420,7 @@ async function describeNotReadyPods(t: KubernetesTarget & { workload: WorkloadPr
     const waiting = (await listPodFacts(t, t.workload.selector)).filter((p) => !p.ready);
     return waiting.length ? `; not ready: ${waiting.map((p) => `${p.name} (${p.notReadyReasons.join(', ')})`).join('; ')}` : '';
   } catch {
+    // The timeout must still be reported when the pods cannot be listed; they only explain it.
     return '';
   }
 }
@@ -488,7 +489,7 @@ type WatchEnd = { kind: 'closed' } | { kind: 'expired' } | { kind: 'error'; erro
  * when the apiserver answers 410 Gone, and runs until the signal aborts. A 401/403/404 ends it with
  * the non-retryable failure.
  */
-export async function watchPodAddresses(options: PodAddressWatchOptions): Promise<PodAddressWatchState> {
+export async function followPodAddresses(options: PodAddressWatchOptions): Promise<PodAddressWatchState> {
   const { clients, namespace, selector, signal } = options;
   const state: PodAddressWatchState = {
     addresses: { ...(options.known ?? {}) },
@@ -964,7 +965,7 @@ export function createKubernetesActivities(deps: { kubernetes: KubernetesConnect
       // A quiet watch sends nothing for minutes: keep telling Temporal the worker is alive.
       const keepAlive = setInterval(beat, keepAliveMs);
       try {
-        latest = await watchPodAddresses({
+        latest = await followPodAddresses({
           clients: t.api,
           namespace: t.namespace,
           selector,

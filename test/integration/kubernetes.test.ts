@@ -10,7 +10,7 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import type { Activities } from '../../activities';
-import { kubernetesClientsFor, watchPodAddresses, type PodAddressChange, type PodAddressWatchState } from '../../activities/kubernetes';
+import { kubernetesClientsFor, followPodAddresses, type PodAddressChange, type PodAddressWatchState } from '../../activities/kubernetes';
 import { Kubelet } from '../helpers/kubelet';
 import {
   ADMIN_KUBECONFIG,
@@ -313,11 +313,11 @@ describe('pod address watch', () => {
     expect(report.addresses).toEqual({ 'watched-0': secondAddress });
   });
 
-  test('the watch function reconnects when the apiserver ends a watch and keeps reporting', async () => {
+  test('followPodAddresses reconnects when the apiserver ends a watch and keeps reporting', async () => {
     const stop = new AbortController();
     const changes: PodAddressChange[] = [];
     let latest: PodAddressWatchState | undefined;
-    const watching = watchPodAddresses({
+    const watching = followPodAddresses({
       clients: admin,
       namespace,
       selector: 'app=watched',
