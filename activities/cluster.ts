@@ -34,6 +34,7 @@ export interface ClusterPlan {
   notifications: boolean;
   failoverStrategy?: string;
   health: HealthThresholds;
+  lock: { waitSeconds: number; leaseSeconds: number };
 }
 
 export function planOf(cluster: string, profile: ClusterProfile): ClusterPlan {
@@ -50,6 +51,7 @@ export function planOf(cluster: string, profile: ClusterProfile): ClusterPlan {
     notifications: Boolean(profile.notify?.slackWebhookUrl ?? profile.notify?.jsonWebhookUrl),
     failoverStrategy: profile.failover?.strategy,
     health: profile.health,
+    lock: profile.lock,
   };
 }
 

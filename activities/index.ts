@@ -13,6 +13,7 @@ import { createMysqlActivities, createMysqlConnector, type MysqlConnector } from
 import type { ClusterProfile } from './profile';
 import { createS3Activities, createS3Connector, type S3Connector } from './s3';
 import { createSecretResolver } from './secrets';
+import { createTemporalActivities, type TemporalDeps } from './temporal';
 
 export interface Connectors {
   profiles: ProfileSource;
@@ -43,8 +44,9 @@ export function createConnectors(options: {
   };
 }
 
-export function createActivities(connectors: Connectors, options: { kubernetesPollIntervalMs?: number } = {}) {
+export function createActivities(connectors: Connectors & TemporalDeps, options: { kubernetesPollIntervalMs?: number } = {}) {
   return {
+    ...createTemporalActivities({ client: connectors.client }),
     ...createClusterActivities({ profiles: connectors.profiles }),
     ...createMysqlActivities({ mysql: connectors.mysql }),
     ...createEtcdActivities({ etcd: connectors.etcd }),

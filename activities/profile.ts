@@ -87,6 +87,14 @@ const clusterProfile = z.strictObject({
   notify: notify.optional(),
   health: health.prefault({}),
   failover: z.strictObject({ strategy: z.enum(['gtid', 'galera', 'vitess']) }).optional(),
+  lock: z
+    .strictObject({
+      /** How long a runbook waits for the cluster lock before it fails naming the holder. */
+      waitSeconds: z.number().int().min(0).max(7 * 24 * 3600).default(600),
+      /** How long a lease lasts without renewal (the holder renews every third of it). */
+      leaseSeconds: z.number().int().min(3).max(3600).default(120),
+    })
+    .prefault({}),
 });
 
 const profileFile = z.strictObject({

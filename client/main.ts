@@ -3,13 +3,23 @@
 import { parseArgs } from 'node:util';
 import { Client, Connection, WorkflowFailedError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, TemporalFailure } from '@temporalio/common';
+import { loadCodecKeys } from '../worker/codec';
 import { ConfigError, loadTemporalConnectionConfig } from '../worker/config';
-import { getProgressQuery, searchAttributes, TASK_QUEUE_DEFAULT, type RunbookProgress } from '../workflows/definitions';
+import { dataConverter } from '../worker/data-converter';
+import {
+  getLockStateQuery,
+  getProgressQuery,
+  lockWorkflowId,
+  searchAttributes,
+  TASK_QUEUE_DEFAULT,
+  type RunbookProgress,
+} from '../workflows/definitions';
 import { RUNBOOKS, type RunbookSpec } from './runbooks';
 
 const USAGE = `usage:
   runbook <runbook> --cluster NAME [--input JSON] [--detach]   start a runbook and follow it to the end
   runbook status <workflow-id>                                  progress and result of a run
+  runbook status --cluster NAME                                 who holds the cluster's lock, and who waits
   runbook cancel <workflow-id>                                  request cancellation (compensation runs)
   runbook list [--cluster NAME] [--limit N]                     recent runs
 runbooks:
@@ -88,9 +98,10 @@ async function follow(handle: WorkflowHandle, spec: RunbookSpec | undefined): Pr
 
 async function connect(): Promise<{ client: Client; namespace: string }> {
   const config = loadTemporalConnectionConfig();
+  const converter = dataConverter(loadCodecKeys());
   try {
     const connection = await Connection.connect({ address: config.address, tls: config.tls, connectTimeout: '5 seconds' });
-    return { client: new Client({ connection, namespace: config.namespace }), namespace: config.namespace };
+    return { client: new Client({ connection, namespace: config.namespace, dataConverter: converter }), namespace: config.namespace };
   } catch (err) {
     throw Object.assign(new Error(`cannot reach Temporal at ${config.address}: ${(err as Error).message}`), { exitCode: 3 });
   }
@@ -134,8 +145,31 @@ async function startRunbook(name: string, args: string[]): Promise<number> {
   return follow(handle, spec);
 }
 
-async function status(workflowId: string | undefined): Promise<number> {
-  if (!workflowId) throw new UsageError('status: a workflow id is required');
+async function clusterStatus(cluster: string): Promise<number> {
+  const { client } = await connect();
+  let state;
+  try {
+    state = await client.workflow.getHandle(lockWorkflowId(cluster)).query(getLockStateQuery);
+  } catch (err) {
+    if (!(err instanceof WorkflowNotFoundError)) throw err;
+    process.stdout.write(`cluster ${cluster}: lock free (no lock workflow running)\n`);
+    return 0;
+  }
+  const holder = state.holder;
+  process.stdout.write(
+    holder
+      ? `cluster ${cluster}: locked by ${holder.runbook} ${holder.workflowId} since ${holder.grantedAt} (lease until ${holder.expiresAt})\n`
+      : `cluster ${cluster}: lock free\n`,
+  );
+  state.queue.forEach((r, i) => process.stdout.write(`  waiting ${i + 1}: ${r.runbook} ${r.workflowId} since ${r.requestedAt}\n`));
+  return 0;
+}
+
+async function status(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, options: { cluster: { type: 'string' } }, allowPositionals: true, strict: true });
+  if (values.cluster) return clusterStatus(values.cluster);
+  const workflowId = positionals[0];
+  if (!workflowId) throw new UsageError('status: a workflow id or --cluster NAME is required');
   const { client, namespace } = await connect();
   const handle = client.workflow.getHandle(workflowId);
   const description = await handle.describe();
@@ -188,7 +222,7 @@ export async function runCli(argv: string[]): Promise<number> {
         process.stdout.write(`${USAGE}\n`);
         return command === undefined ? 2 : 0;
       case 'status':
-        return await status(rest[0]);
+        return await status(rest);
       case 'cancel':
         return await cancel(rest[0]);
       case 'list':

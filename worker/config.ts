@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadProfiles, type ClusterProfile } from '../activities/profile';
 import { TASK_QUEUE_DEFAULT } from '../workflows/definitions';
+import { loadCodecKeys, type CodecKeys } from './codec';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -33,6 +34,7 @@ export interface WorkerConfig {
   maxCachedWorkflows: number;
   shutdownGraceSeconds: number;
   kubeconfigPath?: string;
+  codecKeys?: CodecKeys;
 }
 
 type Env = Record<string, string | undefined>;
@@ -103,5 +105,6 @@ export function loadWorkerConfig(env: Env = process.env, cwd = process.cwd()): W
     maxCachedWorkflows: wholeNumber(env, 'DBR_MAX_CACHED_WORKFLOWS', 200),
     shutdownGraceSeconds: wholeNumber(env, 'DBR_SHUTDOWN_GRACE_SECONDS', 30),
     kubeconfigPath,
+    codecKeys: loadCodecKeys(env),
   };
 }

@@ -1,10 +1,12 @@
 // The worker entrypoint: configuration, connection to Temporal, activities with their real
 // clients, and a graceful shutdown on SIGTERM / SIGINT (the Runtime's default shutdown signals).
 import { existsSync } from 'node:fs';
+import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import { createActivities, createConnectors } from '../activities';
 import { DEFAULT_BUNDLE_PATH } from './bundle';
 import { ConfigError, loadWorkerConfig } from './config';
+import { dataConverter } from './data-converter';
 import { workerOptions } from './options';
 
 const LOG_LEVELS: readonly LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'];
@@ -41,6 +43,7 @@ async function main(): Promise<void> {
     profiles: config.profilesPath,
     clusters: [...config.profiles.keys()],
     workflowBundle: bundlePath ?? 'bundled at start (run npm run build for a prebuilt bundle)',
+    payloadEncryption: config.codecKeys ? `AES-256-GCM, key ${config.codecKeys.activeKeyId} of ${config.codecKeys.keys.size}` : 'off (set DBR_CODEC_KEYS)',
   });
 
   let connection: NativeConnection;
@@ -50,13 +53,17 @@ async function main(): Promise<void> {
     console.error(`db-runbooks worker: cannot reach Temporal at ${config.temporal.address}: ${(err as Error).message}`);
     process.exit(3);
   }
+  // Activities that start or signal other workflows (the cluster lock) use a client connection.
+  const clientConnection = await Connection.connect({ address: config.temporal.address, tls: config.temporal.tls });
+  const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace, dataConverter: dataConverter(config.codecKeys) });
   const connectors = createConnectors({ profiles: config.profiles, profileSource: config.profilesPath, kubeconfigPath: config.kubeconfigPath });
   const worker = await Worker.create(
-    workerOptions({ connection, config, activities: createActivities(connectors), workflowBundlePath: bundlePath }),
+    workerOptions({ connection, config, activities: createActivities({ ...connectors, client }), workflowBundlePath: bundlePath, codecKeys: config.codecKeys }),
   );
   try {
     await worker.run();
   } finally {
+    await clientConnection.close();
     await connection.close();
   }
   logger.info('worker stopped');

@@ -1,7 +1,7 @@
 // Signals, queries, updates and search attributes shared by the workflows, the worker and the client.
 // Only pure imports here: this file is bundled into the workflow sandbox.
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { defineQuery } from '@temporalio/workflow';
+import { defineQuery, defineSignal } from '@temporalio/workflow';
 
 export const TASK_QUEUE_DEFAULT = 'db-runbooks';
 
@@ -31,3 +31,42 @@ export interface RunbookProgress {
 }
 
 export const getProgressQuery = defineQuery<RunbookProgress>('getProgress');
+
+// ---------------------------------------------------------------- the cluster lock (DESIGN rule 1)
+
+export const lockWorkflowId = (cluster: string): string => `clusterLock/${cluster}`;
+
+export interface LockRequest {
+  /** `<workflowId>/<runId>` of the requesting runbook run. */
+  requestId: string;
+  workflowId: string;
+  runId: string;
+  runbook: string;
+  requestedAt: string;
+  leaseSeconds: number;
+  /** `skip`: answer at once with lockDenied when someone holds or waits for the lock. */
+  ifHeld: 'wait' | 'skip';
+}
+
+export interface Lease extends LockRequest {
+  grantedAt: string;
+  expiresAt: string;
+}
+
+export interface LockState {
+  cluster: string;
+  holder: Lease | null;
+  queue: LockRequest[];
+  /** Counters over the lock's whole life, carried across continue-as-new. */
+  granted: number;
+  released: number;
+  expired: number;
+}
+
+export const requestLockSignal = defineSignal<[LockRequest]>('requestLock');
+/** Releases a held lease, or withdraws a request still waiting in the queue. */
+export const releaseLockSignal = defineSignal<[{ requestId: string }]>('releaseLock');
+export const renewLeaseSignal = defineSignal<[{ requestId: string }]>('renewLease');
+export const lockGrantedSignal = defineSignal<[Lease]>('lockGranted');
+export const lockDeniedSignal = defineSignal<[{ requestId: string; holder: Lease | null }]>('lockDenied');
+export const getLockStateQuery = defineQuery<LockState>('getLockState');

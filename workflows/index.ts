@@ -1,2 +1,3 @@
 // Every runbook the worker registers. One runbook per file.
 export { clusterHealth } from './clusterHealth';
+export { clusterLock } from './clusterLock';

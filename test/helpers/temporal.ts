@@ -5,8 +5,10 @@ import { readFileSync } from 'node:fs';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { createActivities, createConnectors, type Activities } from '../../activities';
-import type { KubernetesClientSource } from '../../activities/kubernetes';
+import { createKubernetesActivities, type KubernetesClientSource } from '../../activities/kubernetes';
+import { createMysqlActivities } from '../../activities/mysql';
 import { parseProfiles, type ClusterProfile } from '../../activities/profile';
+import type { CodecKeys } from '../../worker/codec';
 import { workerOptions } from '../../worker/options';
 import { searchAttributes } from '../../workflows/definitions';
 import { LOCAL_PROFILES, TEMPORAL_BINARY } from './stack';
@@ -36,15 +38,36 @@ export function testProfiles(extraYaml = ''): Map<string, ClusterProfile> {
 }
 
 /**
- * The project's activities over real clients. Kubernetes activities need a kubeconfig (the
- * stack's admin or worker one, see ./kubernetes) or ready-made clients; they poll quickly in tests.
+ * The project's activities over real clients, with the test's Temporal client for the ones that
+ * start or signal workflows. Kubernetes activities need a kubeconfig (the stack's admin or worker
+ * one, see ./kubernetes) or ready-made clients; they poll quickly in tests.
  */
 export function realActivities(
+  env: TestWorkflowEnvironment,
   profiles: Map<string, ClusterProfile> = testProfiles(),
-  kubernetes: { kubeconfigPath?: string; kubernetesClients?: KubernetesClientSource } = {},
+  kubernetes: KubernetesAccess = {},
 ): Activities {
-  return createActivities(createConnectors({ profiles, profileSource: 'test profiles', ...kubernetes }), { kubernetesPollIntervalMs: 200 });
+  return createActivities({ ...createConnectors({ profiles, profileSource: 'test profiles', ...kubernetes }), client: env.client }, { kubernetesPollIntervalMs: 200 });
 }
+
+export interface KubernetesAccess {
+  kubeconfigPath?: string;
+  kubernetesClients?: KubernetesClientSource;
+}
+
+/**
+ * The MySQL and Kubernetes activities alone, for tests that call them directly in an activity
+ * context rather than through a workflow: they need no Temporal server.
+ */
+export function serverActivities(profiles: Map<string, ClusterProfile>, kubernetes: KubernetesAccess) {
+  const connectors = createConnectors({ profiles, profileSource: 'test profiles', ...kubernetes });
+  return {
+    ...createMysqlActivities({ mysql: connectors.mysql }),
+    ...createKubernetesActivities({ kubernetes: connectors.kubernetes, pollIntervalMs: 200 }),
+  };
+}
+
+export type ServerActivities = ReturnType<typeof serverActivities>;
 
 export interface RunningWorker {
   worker: Worker;
@@ -52,7 +75,7 @@ export interface RunningWorker {
   stop(): Promise<void>;
 }
 
-export async function startWorker(env: TestWorkflowEnvironment, activities: Activities): Promise<RunningWorker> {
+export async function startWorker(env: TestWorkflowEnvironment, activities: Activities, options: { codecKeys?: CodecKeys } = {}): Promise<RunningWorker> {
   const bundle = process.env.DBR_TEST_WORKFLOW_BUNDLE;
   if (!bundle) throw new Error('DBR_TEST_WORKFLOW_BUNDLE is not set: run integration tests through jest (test/helpers/global-setup.ts)');
   const taskQueue = `test-${randomUUID()}`;
@@ -69,6 +92,7 @@ export async function startWorker(env: TestWorkflowEnvironment, activities: Acti
       },
       activities,
       workflowBundlePath: bundle,
+      codecKeys: options.codecKeys,
     }),
   );
   const running = worker.run();

@@ -1,13 +1,13 @@
 // The command-line client and the worker process as an operator runs them, against a real
 // Temporal dev server and the local stack.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { runCli } from '../../client/main';
-import { LOCAL_PROFILES, REPO_ROOT } from '../helpers/stack';
+import { cli as runCli } from '../helpers/cli';
+import { LOCAL_PROFILES } from '../helpers/stack';
 import { startTemporal } from '../helpers/temporal';
+import { spawnWorkerProcess, type WorkerProcess } from '../helpers/worker-process';
 
 let env: TestWorkflowEnvironment;
 const taskQueue = `cli-${process.pid}`;
@@ -19,65 +19,29 @@ afterAll(async () => {
   await env?.teardown();
 });
 
-function startWorkerProcess(extraEnv: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  let output = '';
-  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs'), path.join(REPO_ROOT, 'worker', 'main.ts')], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, NODE_OPTIONS: '', ...extraEnv },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, output: () => output, exited };
-}
-
-async function cli(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const saved = { ...process.env };
-  Object.assign(process.env, { TEMPORAL_ADDRESS: env.address, DBR_TASK_QUEUE: taskQueue }, extraEnv);
-  const stdout = jest.spyOn(process.stdout, 'write').mockImplementation((chunk) => ((out += String(chunk)), true));
-  const stderr = jest.spyOn(process.stderr, 'write').mockImplementation((chunk) => ((err += String(chunk)), true));
-  try {
-    const code = await runCli(args);
-    return { code, out, err };
-  } finally {
-    stdout.mockRestore();
-    stderr.mockRestore();
-    process.env = saved;
-  }
+function cli(args: string[], extraEnv: Record<string, string> = {}) {
+  return runCli(args, { TEMPORAL_ADDRESS: env.address, DBR_TASK_QUEUE: taskQueue, ...extraEnv });
 }
 
 test('a worker with a bad profile file stops at once with one line naming the file and field', async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'dbr-worker-'));
   const profiles = path.join(dir, 'clusters.yaml');
   writeFileSync(profiles, 'clusters:\n  local:\n    s3: { bucket: backups, region: 7 }\n');
-  const worker = startWorkerProcess({ DBR_PROFILES: profiles, TEMPORAL_ADDRESS: env.address });
+  const worker = spawnWorkerProcess({ DBR_PROFILES: profiles, TEMPORAL_ADDRESS: env.address });
   expect(await worker.exited).toBe(2);
   expect(worker.output().trim()).toBe(`db-runbooks worker: configuration error: ${profiles}: clusters.local.s3.region: expected a string, got number 7`);
 });
 
 describe('with a worker process running', () => {
-  let worker: ReturnType<typeof startWorkerProcess>;
+  let worker: WorkerProcess;
 
   beforeAll(async () => {
-    worker = startWorkerProcess({
-      DBR_PROFILES: LOCAL_PROFILES,
-      TEMPORAL_ADDRESS: env.address,
-      DBR_TASK_QUEUE: taskQueue,
-      DBR_WORKFLOW_BUNDLE: process.env.DBR_TEST_WORKFLOW_BUNDLE!,
-    });
-    const deadline = Date.now() + 60_000;
-    while (!worker.output().includes('"state":"RUNNING"')) {
-      if (Date.now() > deadline) throw new Error(`worker did not start:\n${worker.output()}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    worker = spawnWorkerProcess({ DBR_PROFILES: LOCAL_PROFILES, TEMPORAL_ADDRESS: env.address, DBR_TASK_QUEUE: taskQueue });
+    await worker.waitUntilPolling();
   });
 
   afterAll(async () => {
-    if (worker.child.exitCode === null) worker.child.kill('SIGKILL');
-    await worker.exited;
+    await worker.kill();
   });
 
   test('runbook clusterHealth follows the steps and prints the report', async () => {
@@ -123,7 +87,7 @@ test.each([
   [['clusterHealth'], 2, 'runbook: --cluster: required (or "cluster" in --input)'],
   [['clusterHealth', '--cluster', 'local', '--input', '{nope'], 2, 'runbook: --input: not valid JSON'],
   [['frobnicate', '--cluster', 'local'], 2, 'runbook: unknown runbook "frobnicate"; runbooks: clusterHealth'],
-  [['status'], 2, 'runbook: status: a workflow id is required'],
+  [['status'], 2, 'runbook: status: a workflow id or --cluster NAME is required'],
 ])('usage error %j is one line with exit code %i', async (args, expectedCode, message) => {
   const { code, err } = await cli(args);
   expect(code).toBe(expectedCode);

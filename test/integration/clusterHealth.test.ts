@@ -31,7 +31,7 @@ let runs = 0;
 
 beforeAll(async () => {
   env = await startTemporal();
-  worker = await startWorker(env, realActivities(testProfiles(extraClusters)));
+  worker = await startWorker(env, realActivities(env, testProfiles(extraClusters)));
 });
 
 afterAll(async () => {

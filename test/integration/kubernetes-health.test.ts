@@ -29,7 +29,7 @@ clusters:
     workload: { kind: StatefulSet, name: ghost-db, selector: app=ghost-db, container: mariadb }
 `);
   env = await startTemporal();
-  worker = await startWorker(env, realActivities(profiles, { kubeconfigPath: ADMIN_KUBECONFIG }));
+  worker = await startWorker(env, realActivities(env, profiles, { kubeconfigPath: ADMIN_KUBECONFIG }));
   await createStatefulSet(admin, namespace, { name: 'orders-db', replicas: 2, image: 'mariadb:10.11' });
   const node = kubelet.autoReady(namespace, 'app=orders-db');
   try {

@@ -10,7 +10,6 @@ import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { parseAllDocuments } from 'yaml';
-import type { Activities } from '../../activities';
 import { kubernetesClientsFor, kubernetesFailure, type KubernetesClients } from '../../activities/kubernetes';
 import { Kubelet } from '../helpers/kubelet';
 import {
@@ -28,7 +27,7 @@ import {
   type RecordedRequest,
 } from '../helpers/kubernetes';
 import { REPO_ROOT } from '../helpers/stack';
-import { realActivities, testProfiles } from '../helpers/temporal';
+import { serverActivities, testProfiles, type ServerActivities } from '../helpers/temporal';
 
 let admin: AdminClients;
 let kubelet: Kubelet;
@@ -36,7 +35,7 @@ let namespace: string;
 let clusterRoleName: string;
 let manifests: KubernetesObject[];
 let worker: { clients: KubernetesClients; requests: RecordedRequest[] };
-let activities: Activities;
+let activities: ServerActivities;
 let stopKubelet: () => Promise<void>;
 
 const password = () => process.env.DBR_LOCAL_MYSQL_PASSWORD!;
@@ -145,7 +144,7 @@ clusters:
       nodes: [{ name: mariadb, host: 127.0.0.1, port: 3310 }]
 `);
   worker = recordingClients(WORKER_KUBECONFIG);
-  activities = realActivities(profiles, { kubernetesClients: () => worker.clients });
+  activities = serverActivities(profiles, { kubernetesClients: () => worker.clients });
   // RBAC reads bindings from the apiserver's caches: wait until the new ones apply.
   const probe = kubernetesClientsFor(kubeConfigFrom(WORKER_KUBECONFIG));
   await eventually('the RoleBindings to take effect', () => probe.core.listNamespacedPod({ namespace }).then(() => true));

@@ -9,7 +9,6 @@ import type { Info } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
-import type { Activities } from '../../activities';
 import { kubernetesClientsFor, followPodAddresses, type PodAddressChange, type PodAddressWatchState } from '../../activities/kubernetes';
 import { Kubelet } from '../helpers/kubelet';
 import {
@@ -25,12 +24,12 @@ import {
   kubeConfigFrom,
   type AdminClients,
 } from '../helpers/kubernetes';
-import { realActivities, testProfiles } from '../helpers/temporal';
+import { serverActivities, testProfiles, type ServerActivities } from '../helpers/temporal';
 
 let admin: AdminClients;
 let namespace: string;
 let kubelet: Kubelet;
-let activities: Activities;
+let activities: ServerActivities;
 
 /** One cluster per workload, each in this file's namespace. */
 function profilesYaml(ns: string): string {
@@ -60,7 +59,7 @@ beforeAll(async () => {
   admin = adminClients();
   namespace = await createTestNamespace(admin, 'dbr-k8s');
   kubelet = new Kubelet(admin);
-  activities = realActivities(testProfiles(profilesYaml(namespace)), { kubeconfigPath: ADMIN_KUBECONFIG });
+  activities = serverActivities(testProfiles(profilesYaml(namespace)), { kubeconfigPath: ADMIN_KUBECONFIG });
 });
 
 afterAll(async () => {
@@ -240,7 +239,7 @@ describe('pods', () => {
       if (reads === 1) await admin.core.patchNamespacedPod({ name: 'listed-0', namespace, body: [{ op: 'add', path: '/metadata/labels/touched', value: 'elsewhere' }] });
       return pod;
     };
-    const racing = realActivities(testProfiles(profilesYaml(namespace)), { kubernetesClients: () => clients });
+    const racing = serverActivities(testProfiles(profilesYaml(namespace)), { kubernetesClients: () => clients });
     const result = await run(() => racing.annotatePod({ cluster: 'listed', pod: 'listed-0', key: 'db-runbooks/raced', value: 'yes' }));
     expect(result.changed).toBe(true);
     expect(reads).toBe(2);
@@ -259,7 +258,7 @@ describe('pods', () => {
     expect(invalid.message).toMatch(new RegExp(`^patch pods/listed-0 in namespace ${namespace}: Invalid: .*metadata.annotations`));
 
     // The worker's identity has no Role in this namespace.
-    const unbound = realActivities(testProfiles(profilesYaml(namespace)), { kubeconfigPath: WORKER_KUBECONFIG });
+    const unbound = serverActivities(testProfiles(profilesYaml(namespace)), { kubeconfigPath: WORKER_KUBECONFIG });
     const forbidden = await failureOf(run(() => unbound.listPods({ cluster: 'listed' })));
     expect(forbidden).toMatchObject({ type: 'KubernetesForbidden', nonRetryable: true });
     expect(forbidden.message).toBe(
@@ -446,7 +445,7 @@ describe('cancellation and an API that does not answer', () => {
     });
     const config = new KubeConfig();
     config.loadFromString(readFileSync(ADMIN_KUBECONFIG, 'utf8').replace(/server: https:\/\/127\.0\.0\.1:\d+/, `server: https://127.0.0.1:${closedPort}`));
-    const offline = realActivities(testProfiles(profilesYaml(namespace)), { kubernetesClients: () => kubernetesClientsFor(config) });
+    const offline = serverActivities(testProfiles(profilesYaml(namespace)), { kubernetesClients: () => kubernetesClientsFor(config) });
 
     const facts = await run(() => offline.checkWorkload({ cluster: 'listed' }));
     expect(facts).toMatchObject({ reachable: false, exists: false, pods: [] });
