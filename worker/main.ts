@@ -58,7 +58,7 @@ async function main(): Promise<void> {
   // Activities that start or signal other workflows (the cluster lock) use a client connection.
   const clientConnection = await Connection.connect({ address: config.temporal.address, tls: config.temporal.tls });
   const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace, dataConverter: dataConverter(config.codecKeys) });
-  const connectors = createConnectors({ profiles: config.profiles, profileSource: config.profilesPath });
+  const connectors = createConnectors({ profiles: config.profiles, profileSource: config.profilesPath, kubeconfigPath: config.kubeconfigPath });
   const worker = await Worker.create(
     workerOptions({ connection, config, activities: createActivities({ ...connectors, client }), workflowBundlePath: bundlePath, codecKeys: config.codecKeys }),
   );
