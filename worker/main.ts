@@ -1,6 +1,7 @@
 // The worker entrypoint: configuration, connection to Temporal, activities with their real
 // clients, and a graceful shutdown on SIGTERM / SIGINT (the Runtime's default shutdown signals).
 import { existsSync } from 'node:fs';
+import http from 'node:http';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import { createActivities, createConnectors } from '../activities';
@@ -21,6 +22,18 @@ function installRuntime(metricsAddress: string | undefined): void {
     }),
     telemetryOptions: metricsAddress ? { metrics: { prometheus: { bindAddress: metricsAddress } } } : undefined,
   });
+}
+
+/** Liveness: the process answers. Readiness: the worker polls its task queue. */
+function serveProbes(address: string, worker: Worker): http.Server {
+  const at = address.lastIndexOf(':');
+  return http
+    .createServer((req, res) => {
+      const ready = worker.getState() === 'RUNNING';
+      const status = req.url === '/healthz' ? 200 : req.url === '/readyz' ? (ready ? 200 : 503) : 404;
+      res.writeHead(status, { 'Content-Type': 'text/plain' }).end(`${worker.getState()}\n`);
+    })
+    .listen(Number(address.slice(at + 1)), address.slice(0, at).replace(/^\[|\]$/g, ''));
 }
 
 async function main(): Promise<void> {
@@ -62,9 +75,11 @@ async function main(): Promise<void> {
   const worker = await Worker.create(
     workerOptions({ connection, config, activities: createActivities({ ...connectors, client }), workflowBundlePath: bundlePath, codecKeys: config.codecKeys }),
   );
+  const probes = config.healthAddress ? serveProbes(config.healthAddress, worker) : undefined;
   try {
     await worker.run();
   } finally {
+    probes?.close();
     await clientConnection.close();
     await connection.close();
   }

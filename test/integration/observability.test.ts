@@ -9,6 +9,7 @@ import { spawnWorkerProcess, type WorkerProcess } from '../helpers/worker-proces
 let env: TestWorkflowEnvironment;
 let worker: WorkerProcess;
 let metricsUrl: string;
+let probesUrl: string;
 const taskQueue = `obs-${process.pid}`;
 
 async function freePort(): Promise<number> {
@@ -22,8 +23,16 @@ async function freePort(): Promise<number> {
 beforeAll(async () => {
   env = await startTemporal();
   const port = await freePort();
+  const probesPort = await freePort();
   metricsUrl = `http://127.0.0.1:${port}/metrics`;
-  worker = spawnWorkerProcess({ TEMPORAL_ADDRESS: env.address, DBR_TASK_QUEUE: taskQueue, DBR_METRICS_ADDRESS: `127.0.0.1:${port}`, DBR_LOG_LEVEL: 'DEBUG' });
+  probesUrl = `http://127.0.0.1:${probesPort}`;
+  worker = spawnWorkerProcess({
+    TEMPORAL_ADDRESS: env.address,
+    DBR_TASK_QUEUE: taskQueue,
+    DBR_METRICS_ADDRESS: `127.0.0.1:${port}`,
+    DBR_HEALTH_ADDRESS: `127.0.0.1:${probesPort}`,
+    DBR_LOG_LEVEL: 'DEBUG',
+  });
   await worker.waitUntilPolling();
   const env_ = { TEMPORAL_ADDRESS: env.address, DBR_TASK_QUEUE: taskQueue };
   expect((await cli(['clusterHealth', '--cluster', 'local'], env_)).code).toBe(0);
@@ -79,4 +88,12 @@ test('every workflow and activity log line is JSON naming the runbook and the cl
     expect(typeof line.time).toBe('string');
     expect(typeof line.level).toBe('string');
   }
+});
+
+test('the liveness and readiness probes answer while the worker polls', async () => {
+  expect((await fetch(`${probesUrl}/healthz`)).status).toBe(200);
+  const ready = await fetch(`${probesUrl}/readyz`);
+  expect(ready.status).toBe(200);
+  expect(await ready.text()).toBe('RUNNING\n');
+  expect((await fetch(`${probesUrl}/other`)).status).toBe(404);
 });
