@@ -15,7 +15,8 @@ import { LOCAL_PROFILES, TEMPORAL_BINARY } from './stack';
 
 let runtimeInstalled = false;
 
-export async function startTemporal(): Promise<TestWorkflowEnvironment> {
+/** A dev server on a free port; with uiPort, its Web UI too. */
+export async function startTemporal(options: { uiPort?: number } = {}): Promise<TestWorkflowEnvironment> {
   if (!runtimeInstalled) {
     Runtime.install({ logger: new DefaultLogger((process.env.DBR_TEST_LOG_LEVEL as 'WARN' | 'INFO' | undefined) ?? 'ERROR') });
     runtimeInstalled = true;
@@ -26,6 +27,7 @@ export async function startTemporal(): Promise<TestWorkflowEnvironment> {
       ip: '127.0.0.1',
       searchAttributes: Object.values(searchAttributes),
       extraArgs: ['--log-level', 'error'],
+      ...(options.uiPort ? { ui: true, uiPort: options.uiPort } : {}),
     },
   });
 }
