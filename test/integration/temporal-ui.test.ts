@@ -59,7 +59,7 @@ test('clusterHealth started from the Start Workflow form completes and shows its
   });
 
   // The worker runs it against the real local stack.
-  const result = await env.client.workflow.getHandle(workflowId).result();
+  const result: unknown = await env.client.workflow.getHandle(workflowId).result();
   expect(result).toMatchObject({ cluster: 'local', verdict: 'healthy' });
 
   await page.goto(`${uiUrl}/namespaces/default/workflows/${encodeURIComponent(workflowId)}`, { waitUntil: 'networkidle' });
