@@ -9,6 +9,7 @@ import {
   type KubernetesClientSource,
   type KubernetesConnector,
 } from './kubernetes';
+import { createMetadataActivities } from './metadata';
 import { createMysqlActivities, createMysqlConnector, type MysqlConnector } from './mysql';
 import type { ClusterProfile } from './profile';
 import { createS3Activities, createS3Connector, type S3Connector } from './s3';
@@ -51,6 +52,7 @@ export function createActivities(connectors: Connectors & TemporalDeps, options:
     ...createMysqlActivities({ mysql: connectors.mysql }),
     ...createEtcdActivities({ etcd: connectors.etcd }),
     ...createS3Activities({ s3: connectors.s3 }),
+    ...createMetadataActivities({ etcd: connectors.etcd, s3: connectors.s3 }),
     ...createKubernetesActivities({ kubernetes: connectors.kubernetes, pollIntervalMs: options.kubernetesPollIntervalMs }),
   };
 }

@@ -1,3 +1,5 @@
 // Every runbook the worker registers. One runbook per file.
 export { clusterHealth } from './clusterHealth';
 export { clusterLock } from './clusterLock';
+export { upgradeCluster } from './upgradeCluster';
+export { downgradeCluster } from './downgradeCluster';
