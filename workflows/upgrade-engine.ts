@@ -142,7 +142,12 @@ export async function runClusterChange(params: {
     }
     if (stopped || imageTouched) {
       await attempt('redeploy previous version', async () => {
-        if (imageTouched) await setWorkloadImage({ cluster, image: fromImage, deadline: inSeconds(options.rolloutTimeoutSeconds) });
+        if (imageTouched) {
+          // Pods of a release that never became ready block a StatefulSet's rolling update back:
+          // remove them all first, then bring the previous image up from nothing.
+          await scaleWorkload({ cluster, replicas: 0, deadline: inSeconds(options.stopTimeoutSeconds) });
+          await setWorkloadImage({ cluster, image: fromImage, deadline: inSeconds(options.rolloutTimeoutSeconds) });
+        }
         await scaleWorkload({ cluster, replicas: pre.spec.replicas, deadline: inSeconds(options.rolloutTimeoutSeconds) });
         return `${fromImage} × ${pre.spec.replicas} ready`;
       });

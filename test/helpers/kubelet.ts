@@ -137,9 +137,10 @@ export class Kubelet {
 
   /**
    * Until stopped, makes every new pod of the selector Running and Ready with a fresh address, as a
-   * healthy node would: StatefulSet and Deployment rollouts then proceed on their own.
+   * healthy node would: StatefulSet and Deployment rollouts then proceed on their own. Pods with an
+   * image matching neverReadyImage are left Pending.
    */
-  autoReady(namespace: string, selector: string): { stop(): Promise<void> } {
+  autoReady(namespace: string, selector: string, options: { neverReadyImage?: RegExp } = {}): { stop(): Promise<void> } {
     let running = true;
     const loop = (async () => {
       while (running) {
@@ -147,6 +148,8 @@ export class Kubelet {
           const list = await this.admin.core.listNamespacedPod({ namespace, labelSelector: selector });
           for (const pod of list.items) {
             if (pod.metadata?.deletionTimestamp || pod.status?.phase === 'Running') continue;
+            // A broken release: its pods never start, as when an image cannot run.
+            if (options.neverReadyImage && pod.spec?.containers.some((c) => options.neverReadyImage!.test(c.image ?? ''))) continue;
             await this.markRunning(namespace, pod.metadata!.name!).catch(() => undefined);
           }
         } catch {
