@@ -1,6 +1,7 @@
 // All activities, built from the connectors the worker (or a test) hands in.
 import { createClusterActivities, createProfileSource, type ProfileSource } from './cluster';
 import { createEtcdActivities, createEtcdConnector, type EtcdConnector } from './etcd';
+import { createDirectorySource, createMigrationActivities, type MigrationFileSource } from './migrations';
 import { createMysqlActivities, createMysqlConnector, type MysqlConnector } from './mysql';
 import type { ClusterProfile } from './profile';
 import { createS3Activities, createS3Connector, type S3Connector } from './s3';
@@ -12,6 +13,8 @@ export interface Connectors {
   mysql: MysqlConnector;
   etcd: EtcdConnector;
   s3: S3Connector;
+  /** Where migration sets' files are read from: the worker's file system. */
+  migrationFiles: MigrationFileSource;
 }
 
 export function createConnectors(options: {
@@ -27,6 +30,7 @@ export function createConnectors(options: {
     mysql: createMysqlConnector({ profiles, secrets }),
     etcd: createEtcdConnector({ profiles, secrets }),
     s3: createS3Connector({ profiles, secrets }),
+    migrationFiles: createDirectorySource(),
   };
 }
 
@@ -35,6 +39,7 @@ export function createActivities(connectors: Connectors & TemporalDeps) {
     ...createTemporalActivities({ client: connectors.client }),
     ...createClusterActivities({ profiles: connectors.profiles }),
     ...createMysqlActivities({ mysql: connectors.mysql }),
+    ...createMigrationActivities({ profiles: connectors.profiles, mysql: connectors.mysql, files: connectors.migrationFiles }),
     ...createEtcdActivities({ etcd: connectors.etcd }),
     ...createS3Activities({ s3: connectors.s3 }),
   };
