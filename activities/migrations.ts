@@ -58,7 +58,8 @@ export function createDirectorySource(): MigrationFileSource {
       try {
         names = await readdir(directory);
       } catch (err) {
-        throw ApplicationFailure.nonRetryable(
+        // Retryable: another worker of the fleet may have the directory (a volume still being mounted).
+        throw ApplicationFailure.retryable(
           `migration directory ${directory} cannot be read on this worker (${(err as NodeJS.ErrnoException).code ?? 'error'}): mount it on every worker`,
           'MigrationSetUnavailable',
         );

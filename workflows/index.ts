@@ -1,3 +1,4 @@
 // Every runbook the worker registers. One runbook per file.
 export { clusterHealth } from './clusterHealth';
 export { clusterLock } from './clusterLock';
+export { migrateSchema } from './migrateSchema';
