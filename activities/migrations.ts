@@ -721,8 +721,8 @@ export function createMigrationActivities(deps: { profiles: ProfileSource; mysql
           const resultSchema = await schemaFingerprints(inspect, scratch);
           const first = statements.find((s) => s.outcome === 'failed');
           const summary = first
-            ? `dry-run: ${failures} of ${statements.length} statement(s) would fail; first: ${first.file} statement ${first.statement} (line ${first.line}): ${first.error!.code}${first.error!.errno ? ` (${first.error!.errno})` : ''}: ${first.error!.message}`
-            : `dry-run: ${statements.length} statement(s) pass in ${session.timeZone} / sql_mode=${session.sqlMode || "''"}` +
+            ? `${failures} of ${statements.length} statement(s) would fail; first: ${first.file} statement ${first.statement} (line ${first.line}): ${first.error!.code}${first.error!.errno ? ` (${first.error!.errno})` : ''}: ${first.error!.message}`
+            : `${statements.length} statement(s) pass in time_zone ${session.timeZone}, sql_mode ${session.sqlMode || "''"}` +
               (statements.some((s) => s.outcome === 'already in effect') ? `, ${statements.filter((s) => s.outcome === 'already in effect').length} already in effect` : '');
           return { passed: failures === 0, scratchDatabase: scratch, session, statements, failures, sourceSchema, resultSchema, summary };
         } finally {

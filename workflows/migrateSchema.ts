@@ -142,7 +142,7 @@ export async function migrateSchema(input: MigrateSchemaInput): Promise<MigrateS
             async () => {
               const report = await dryRunMigration({ ...target, runKey });
               if (!report.passed) {
-                throw ApplicationFailure.create({ type: 'DryRunFailed', nonRetryable: true, message: `${report.summary}; nothing was changed on ${pre.database}`, details: [report] });
+                throw ApplicationFailure.create({ type: 'DryRunFailed', nonRetryable: true, message: `dry-run: ${report.summary}; nothing was changed on ${pre.database}`, details: [report] });
               }
               return report;
             },
@@ -165,7 +165,7 @@ export async function migrateSchema(input: MigrateSchemaInput): Promise<MigrateS
         if (requireApproval) {
           approved = await approval.request(
             'approval',
-            `apply ${dryRun.statements.length} statement(s) of set ${set} to ${pre.database} on cluster ${cluster} up to version ${pre.plan.targetVersion}: ${dryRun.summary}`,
+            `apply ${dryRun.statements.length} statement(s) of set ${set} to ${pre.database} on cluster ${cluster} up to version ${pre.plan.targetVersion}; dry-run: ${dryRun.summary}`,
             approvalTimeoutSeconds ?? 3600,
             `runbook approve ${info.workflowId} | runbook reject ${info.workflowId} --reason TEXT`,
           );

@@ -293,7 +293,7 @@ describe('a version that fails in the middle', () => {
     expect(shown.err).toBe('');
     expect(shown.code).toBe(0);
     expect(shown.out).toContain(`started migrateSchema on cluster ${cluster}: migrateSchema/${cluster}\n`);
-    expect(shown.out).toMatch(/✓ dry-run: dry-run: 4 statement\(s\) pass in SYSTEM \/ sql_mode=STRICT_TRANS_TABLES,\S+, 2 already in effect/);
+    expect(shown.out).toMatch(/✓ dry-run: 4 statement\(s\) pass in time_zone SYSTEM, sql_mode STRICT_TRANS_TABLES,\S+, 2 already in effect/);
     expect(shown.out).toContain('  = 0005_membership_audit.sql statement 2 (line 8) recorded without running: already in effect, applied outside this runbook');
     const result = (await env.client.workflow.getHandle(`migrateSchema/${cluster}`).result()) as MigrateSchemaResult;
     expect(result.dryRun!.statements.map((s) => [s.statement, s.outcome])).toEqual([
@@ -319,7 +319,7 @@ describe('the dry-run judges pending statements by the target server\'s own sett
   const MYSQL8_SQL_MODE = 'ONLY_FULL_GROUP_BY,STRICT_TRANS_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION';
 
   async function withGlobal(variable: 'sql_mode' | 'time_zone', value: string, fn: () => Promise<void>): Promise<void> {
-    const [{ saved }] = (await sql(`SELECT @@GLOBAL.${variable} AS saved`)) as [{ saved: string }];
+    const [{ saved }] = await sql<[{ saved: string }]>(`SELECT @@GLOBAL.${variable} AS saved`);
     await sql(`SET GLOBAL ${variable} = ?`, [value]);
     try {
       await fn();
@@ -425,7 +425,7 @@ describe('the approval gate', () => {
     await waitingForApproval(handle);
     const progress = await handle.query(getProgressQuery);
     expect(progress.currentStep).toBe('approval');
-    expect(progress.approval!.request).toMatch(new RegExp(`^apply \\d+ statement\\(s\\) of set temporal to ${database} on cluster ${cluster} up to version 1: dry-run: `));
+    expect(progress.approval!.request).toMatch(new RegExp(`^apply \\d+ statement\\(s\\) of set temporal to ${database} on cluster ${cluster} up to version 1; dry-run: \\d+ statement`));
     expect(Date.parse(progress.approval!.deadline!) - Date.parse(progress.approval!.requestedAt!)).toBe(3600_000);
     expect(progress.steps.find((s) => s.name === 'approval')!.detail).toContain(`runbook approve ${handle.workflowId}`);
     // Nothing is applied while it waits.
