@@ -599,12 +599,14 @@ export function createMigrationActivities(deps: { profiles: ProfileSource; mysql
         const statements = pending.flatMap(({ pending: p, file }) => file.statements.slice(p.fromStatement - 1));
         const { user, grants } = await currentGrants(connection);
         const needed = [...new Set([...statementPrivileges(statements), ...LEDGER_PRIVILEGES])].sort();
-        const missing = missingPrivileges(grants, set.database, needed).map((p) => `${p} on ${set.database}`);
-        const scratch = scratchDatabaseName(`${request.cluster}/preflight`);
-        missing.push(
-          ...missingPrivileges(grants, scratch, [...new Set([...SCRATCH_PRIVILEGES, ...statementPrivileges(statements)])]).map((p) => `${p} on the dry-run scratch databases dbr_dryrun_*`),
-        );
-        if (!exists && set.createDatabase) missing.push(...missingPrivileges(grants, set.database, ['CREATE']).map((p) => `${p} to create ${set.database}`));
+        // Grouped by where they are needed, so that one line says what to grant.
+        const scratchNeeds = [...new Set([...SCRATCH_PRIVILEGES, ...statementPrivileges(statements)])].sort();
+        const groups: { lacking: string[]; where: string }[] = [
+          { lacking: missingPrivileges(grants, set.database, needed), where: `on ${set.database}` },
+          { lacking: missingPrivileges(grants, scratchDatabaseName(`${request.cluster}/preflight`), scratchNeeds), where: 'on the dry-run scratch databases dbr_dryrun_*' },
+          { lacking: !exists && set.createDatabase ? missingPrivileges(grants, set.database, ['CREATE']) : [], where: `to create ${set.database}` },
+        ];
+        const missing = groups.filter((g) => g.lacking.length > 0).map((g) => `${g.lacking.join(', ')} ${g.where}`);
 
         const all: MigrationProblem[] = [...problems, ...plan.problems];
         const fail = (message: string) => all.push({ type: 'MigrationPreflightFailed', message });
@@ -612,7 +614,7 @@ export function createMigrationActivities(deps: { profiles: ProfileSource; mysql
         if (!exists && !set.createDatabase && plan.pending.length > 0) {
           fail(`database ${set.database} does not exist on ${node}; create it, or set mysql.migrations.${set.name}.createDatabase: true`);
         }
-        if (missing.length > 0) fail(`user ${user} lacks ${[...new Set(missing)].join(', ')}`);
+        if (missing.length > 0) fail(`user ${user} lacks ${missing.join('; ')}`);
         const inFlight = ledger.find((r) => r.inFlight);
         if (inFlight) {
           warnings.push(`a previous run stopped during version ${inFlight.version} statement ${inFlight.inFlight!.statement} (connection ${inFlight.inFlight!.connection} on ${inFlight.inFlight!.server}): the run checks whether it took effect`);

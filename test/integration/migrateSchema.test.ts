@@ -177,9 +177,24 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 60
 
 const sha256File = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
+// A MySQL user with too few privileges, for the pre-flight check (created and dropped by the test).
+const limitedUser = `dbr_lim_${suffix}`;
+const limitedCluster = `mig-limited-${suffix}`;
+const limitedYaml = `
+  ${limitedCluster}:
+    mysql:
+      topology: standalone
+      user: ${limitedUser}
+      password: { env: DBR_MIG_LIMITED_PASSWORD }
+      nodes:
+        - { name: mariadb, host: 127.0.0.1, port: 3310, role: primary }
+      migrations:
+        temporal: { directory: ${path.join(sets, 'temporal')}, database: unused_${suffix} }
+`;
+
 beforeAll(async () => {
   env = await startTemporal();
-  worker = await startWorker(env, realActivities(env, testProfiles(`clusters:${clusterYaml(cluster)}`)));
+  worker = await startWorker(env, realActivities(env, testProfiles(`clusters:${clusterYaml(cluster)}${limitedYaml}`)));
 });
 
 afterAll(async () => {
@@ -508,6 +523,24 @@ test('on the GTID pair the runbook migrates the primary, and the replica receive
   } finally {
     await pairWorker.stop();
     await onNode(3311, `DROP DATABASE IF EXISTS ${mysql.escapeId(database)}`);
+  }
+});
+
+test('pre-flight names the privileges the profile\'s user lacks, before anything changes', async () => {
+  const database = newDatabase();
+  await sql(`CREATE DATABASE ${database}`);
+  process.env.DBR_MIG_LIMITED_PASSWORD = randomUUID();
+  await sql(`CREATE USER ?@'127.0.0.1' IDENTIFIED BY ?`, [limitedUser, process.env.DBR_MIG_LIMITED_PASSWORD]);
+  try {
+    await sql(`GRANT SELECT, INSERT, UPDATE, CREATE ON ${mysql.escapeId(database)}.* TO ?@'127.0.0.1'`, [limitedUser]);
+    const failure = await failureOf((await start({ cluster: limitedCluster, set: 'temporal', database })).result());
+    expect(failure.type).toBe('MigrationPreflightFailed');
+    expect(failure.message).toBe(
+      `user ${limitedUser}@127.0.0.1 lacks ALTER on ${database}; ALTER, CREATE, DROP, INSERT on the dry-run scratch databases dbr_dryrun_*`,
+    );
+    expect(await sql('SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?', [database])).toEqual([]);
+  } finally {
+    await sql(`DROP USER IF EXISTS ?@'127.0.0.1'`, [limitedUser]);
   }
 });
 
