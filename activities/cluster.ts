@@ -57,7 +57,7 @@ export function planOf(cluster: string, profile: ClusterProfile): ClusterPlan {
 
 export function createClusterActivities(deps: { profiles: ProfileSource }) {
   return {
-    describeCluster(cluster: string): Promise<ClusterPlan> {
+    describeCluster({ cluster }: { cluster: string }): Promise<ClusterPlan> {
       return Promise.resolve(planOf(cluster, deps.profiles.get(cluster)));
     },
   };

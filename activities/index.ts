@@ -1,11 +1,19 @@
 // All activities, built from the connectors the worker (or a test) hands in.
 import { createClusterActivities, createProfileSource, type ProfileSource } from './cluster';
 import { createEtcdActivities, createEtcdConnector, type EtcdConnector } from './etcd';
+import {
+  createKubernetesActivities,
+  createKubernetesConnector,
+  createKubernetesSecretReader,
+  kubernetesClientSource,
+  type KubernetesClientSource,
+  type KubernetesConnector,
+} from './kubernetes';
 import { createDirectorySource, createMigrationActivities, type MigrationFileSource } from './migrations';
 import { createMysqlActivities, createMysqlConnector, type MysqlConnector } from './mysql';
 import type { ClusterProfile } from './profile';
 import { createS3Activities, createS3Connector, type S3Connector } from './s3';
-import { createSecretResolver, type KubernetesSecretReader } from './secrets';
+import { createSecretResolver } from './secrets';
 import { createTemporalActivities, type TemporalDeps } from './temporal';
 
 export interface Connectors {
@@ -13,6 +21,7 @@ export interface Connectors {
   mysql: MysqlConnector;
   etcd: EtcdConnector;
   s3: S3Connector;
+  kubernetes: KubernetesConnector;
   /** Where migration sets' files are read from: the worker's file system. */
   migrationFiles: MigrationFileSource;
 }
@@ -21,20 +30,25 @@ export function createConnectors(options: {
   profiles: ReadonlyMap<string, ClusterProfile>;
   profileSource: string;
   env?: NodeJS.ProcessEnv;
-  kubernetes?: KubernetesSecretReader;
+  /** The worker's DBR_KUBECONFIG; without it, the service account of the pod the worker runs in. */
+  kubeconfigPath?: string;
+  /** Ready-made API clients instead (tests that observe or interfere with the calls). */
+  kubernetesClients?: KubernetesClientSource;
 }): Connectors {
   const profiles = createProfileSource(options.profiles, options.profileSource);
-  const secrets = createSecretResolver({ env: options.env, kubernetes: options.kubernetes });
+  const kubernetesClients = options.kubernetesClients ?? kubernetesClientSource({ kubeconfigPath: options.kubeconfigPath, env: options.env });
+  const secrets = createSecretResolver({ env: options.env, kubernetes: createKubernetesSecretReader(kubernetesClients) });
   return {
     profiles,
     mysql: createMysqlConnector({ profiles, secrets }),
     etcd: createEtcdConnector({ profiles, secrets }),
     s3: createS3Connector({ profiles, secrets }),
+    kubernetes: createKubernetesConnector({ profiles, clients: kubernetesClients }),
     migrationFiles: createDirectorySource(),
   };
 }
 
-export function createActivities(connectors: Connectors & TemporalDeps) {
+export function createActivities(connectors: Connectors & TemporalDeps, options: { kubernetesPollIntervalMs?: number } = {}) {
   return {
     ...createTemporalActivities({ client: connectors.client }),
     ...createClusterActivities({ profiles: connectors.profiles }),
@@ -42,6 +56,7 @@ export function createActivities(connectors: Connectors & TemporalDeps) {
     ...createMigrationActivities({ profiles: connectors.profiles, mysql: connectors.mysql, files: connectors.migrationFiles }),
     ...createEtcdActivities({ etcd: connectors.etcd }),
     ...createS3Activities({ s3: connectors.s3 }),
+    ...createKubernetesActivities({ kubernetes: connectors.kubernetes, pollIntervalMs: options.kubernetesPollIntervalMs }),
   };
 }
 

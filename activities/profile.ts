@@ -81,6 +81,8 @@ const workload = z.strictObject({
   name: z.string().min(1),
   selector: z.string().min(1),
   container: z.string().min(1),
+  /** The pod label that holds a pod's role (for example primary / replica), reported with each pod. */
+  roleLabel: z.string().min(1).optional(),
 });
 
 const notify = z.strictObject({
@@ -93,6 +95,8 @@ const health = z.strictObject({
   maxGaleraRecvQueueAvg: z.number().nonnegative().default(0.5),
   expectedGaleraClusterSize: z.number().int().positive().optional(),
   maxEtcdDbSizeBytes: z.number().int().positive().default(2 * 1024 * 1024 * 1024),
+  /** A container restart within this many seconds of the check is reported as a warning. */
+  recentRestartSeconds: z.number().int().positive().default(3600),
 });
 
 const clusterProfile = z.strictObject({

@@ -5,6 +5,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { SecretRef } from './profile';
 
 export interface KubernetesSecretReader {
+  /** The decoded value; a refusal no retry can fix is a SecretUnavailable failure saying why, never showing the value. */
   readSecretKey(namespace: string, name: string, key: string): Promise<string>;
 }
 
@@ -41,7 +42,13 @@ export function createSecretResolver(deps: { env?: NodeJS.ProcessEnv; kubernetes
       }
       if (!deps.kubernetes) throw unavailable('cannot be read: the worker has no Kubernetes access configured');
       if (!namespace) throw unavailable('cannot be read: the profile names no namespace');
-      return deps.kubernetes.readSecretKey(namespace, ref.kubernetes.name, ref.kubernetes.key);
+      try {
+        return await deps.kubernetes.readSecretKey(namespace, ref.kubernetes.name, ref.kubernetes.key);
+      } catch (err) {
+        // The reader's refusals say what went wrong; the caller also needs the cluster and the field.
+        if (err instanceof ApplicationFailure && err.type === 'SecretUnavailable') throw unavailable(err.message);
+        throw err;
+      }
     },
   };
 }

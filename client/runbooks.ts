@@ -33,6 +33,17 @@ function renderHealth(result: unknown): { lines: string[]; exitCode: number } {
     const s = report.s3;
     lines.push(`  s3 ${s.endpoint} bucket ${s.bucket}: ${s.writable ? 'reachable and writable' : (s.error ?? 'not writable')}`);
   }
+  const w = report.workload;
+  if (w) {
+    const counts = w.exists ? `${w.ready}/${w.desired} ready, ${w.updated} updated` : w.reachable ? 'does not exist' : `status unknown (${w.error ?? 'no answer'})`;
+    lines.push(`  ${w.kind} ${w.name} (namespace ${w.namespace}): ${counts}`);
+    for (const p of w.pods) {
+      const parts = [p.ready ? 'ready' : `not ready (${p.notReadyReasons.join('; ')})`];
+      if (p.role) parts.push(`role ${p.role}`);
+      parts.push(`${p.restartCount} restart(s)${p.lastRestartAt ? `, the last at ${p.lastRestartAt} (${p.lastRestartReason ?? '?'})` : ''}`);
+      lines.push(`    pod ${p.name} ${p.ip ?? 'no address'}: ${parts.join(', ')}`);
+    }
+  }
   return { lines, exitCode: report.verdict === 'healthy' ? 0 : report.verdict === 'degraded' ? 4 : 5 };
 }
 

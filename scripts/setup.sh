@@ -7,7 +7,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-APT_PACKAGES=(mariadb-server mariadb-client galera-4 rsync etcd-server etcd-client curl ca-certificates openssl)
+APT_PACKAGES=(mariadb-server mariadb-client galera-4 rsync etcd-server etcd-client curl ca-certificates openssl chromium)
 
 install_debian_packages() {
   local missing=()

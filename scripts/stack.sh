@@ -282,7 +282,8 @@ start_worker() {
   export DBR_KUBECONFIG="$DBR_STATE/kube/worker.kubeconfig"
   : > "$DBR_STATE/worker.log"
   launch worker "$DBR_STATE/worker.log" env DBR_PROFILES="$DBR_ROOT/config/clusters.local.yaml" \
-    TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT" node "$DBR_ROOT/dist/worker/main.js"
+    TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT" DBR_METRICS_ADDRESS="127.0.0.1:$WORKER_METRICS_PORT" \
+    DBR_HEALTH_ADDRESS="127.0.0.1:$WORKER_HEALTH_PORT" node "$DBR_ROOT/dist/worker/main.js"
   wait_for 60 worker grep -q '"state":"RUNNING"' "$DBR_STATE/worker.log" || die "the worker did not start; see $DBR_STATE/worker.log"
 }
 
@@ -298,7 +299,7 @@ address_of() {
     minio) echo "http://127.0.0.1:$MINIO_PORT (bucket $S3_BUCKET)" ;;
     kube-apiserver) echo "https://127.0.0.1:$KUBE_APISERVER_PORT (kubeconfig $DBR_STATE/kube/admin.kubeconfig)" ;;
     kube-controller-manager) echo "https://127.0.0.1:$KUBE_CONTROLLER_PORT" ;;
-    worker) echo "task queue db-runbooks (log $DBR_STATE/worker.log)" ;;
+    worker) echo "task queue db-runbooks, metrics http://127.0.0.1:$WORKER_METRICS_PORT/metrics (log $DBR_STATE/worker.log)" ;;
   esac
 }
 

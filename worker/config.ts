@@ -35,6 +35,10 @@ export interface WorkerConfig {
   shutdownGraceSeconds: number;
   kubeconfigPath?: string;
   codecKeys?: CodecKeys;
+  /** host:port of the Prometheus endpoint, or undefined when turned off. */
+  metricsAddress?: string;
+  /** host:port of the /healthz and /readyz endpoint for Kubernetes probes, or undefined when off. */
+  healthAddress?: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -80,6 +84,13 @@ export function loadTemporalConnectionConfig(env: Env = process.env): TemporalCo
   return { address, namespace: env.TEMPORAL_NAMESPACE || 'default', tls };
 }
 
+function listenAddress(env: Env, name: string, fallback: string): string | undefined {
+  const raw = env[name] ?? fallback;
+  if (raw === 'off' || raw === '') return undefined;
+  if (!/^[A-Za-z0-9.\-[\]:]+:\d+$/.test(raw)) throw new ConfigError(`${name}: expected host:port or off, got ${JSON.stringify(raw)}`);
+  return raw;
+}
+
 export function loadWorkerConfig(env: Env = process.env, cwd = process.cwd()): WorkerConfig {
   const temporal = loadTemporalConnectionConfig(env);
   const taskQueue = env.DBR_TASK_QUEUE || TASK_QUEUE_DEFAULT;
@@ -106,5 +117,7 @@ export function loadWorkerConfig(env: Env = process.env, cwd = process.cwd()): W
     shutdownGraceSeconds: wholeNumber(env, 'DBR_SHUTDOWN_GRACE_SECONDS', 30),
     kubeconfigPath,
     codecKeys: loadCodecKeys(env),
+    metricsAddress: listenAddress(env, 'DBR_METRICS_ADDRESS', '0.0.0.0:9464'),
+    healthAddress: listenAddress(env, 'DBR_HEALTH_ADDRESS', '0.0.0.0:8080'),
   };
 }

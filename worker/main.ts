@@ -1,6 +1,7 @@
 // The worker entrypoint: configuration, connection to Temporal, activities with their real
 // clients, and a graceful shutdown on SIGTERM / SIGINT (the Runtime's default shutdown signals).
 import { existsSync } from 'node:fs';
+import http from 'node:http';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import { createActivities, createConnectors } from '../activities';
@@ -11,7 +12,7 @@ import { workerOptions } from './options';
 
 const LOG_LEVELS: readonly LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'];
 
-function installJsonLogger(): void {
+function installRuntime(metricsAddress: string | undefined): void {
   const requested = (process.env.DBR_LOG_LEVEL ?? 'INFO').toUpperCase() as LogLevel;
   const level = LOG_LEVELS.includes(requested) ? requested : 'INFO';
   Runtime.install({
@@ -19,7 +20,20 @@ function installJsonLogger(): void {
       const time = new Date(Number(timestampNanos / 1_000_000n)).toISOString();
       process.stdout.write(`${JSON.stringify({ time, level: entryLevel.toLowerCase(), message, ...meta })}\n`);
     }),
+    telemetryOptions: metricsAddress ? { metrics: { prometheus: { bindAddress: metricsAddress } } } : undefined,
   });
+}
+
+/** Liveness: the process answers. Readiness: the worker polls its task queue. */
+function serveProbes(address: string, worker: Worker): http.Server {
+  const at = address.lastIndexOf(':');
+  return http
+    .createServer((req, res) => {
+      const ready = worker.getState() === 'RUNNING';
+      const status = req.url === '/healthz' ? 200 : req.url === '/readyz' ? (ready ? 200 : 503) : 404;
+      res.writeHead(status, { 'Content-Type': 'text/plain' }).end(`${worker.getState()}\n`);
+    })
+    .listen(Number(address.slice(at + 1)), address.slice(0, at).replace(/^\[|\]$/g, ''));
 }
 
 async function main(): Promise<void> {
@@ -33,7 +47,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  installJsonLogger();
+  installRuntime(config.metricsAddress);
   const logger = Runtime.instance().logger;
   const bundlePath = config.workflowBundlePath ?? (existsSync(DEFAULT_BUNDLE_PATH) ? DEFAULT_BUNDLE_PATH : undefined);
   logger.info('starting worker', {
@@ -43,6 +57,7 @@ async function main(): Promise<void> {
     profiles: config.profilesPath,
     clusters: [...config.profiles.keys()],
     workflowBundle: bundlePath ?? 'bundled at start (run npm run build for a prebuilt bundle)',
+    metrics: config.metricsAddress ? `http://${config.metricsAddress}/metrics` : 'off',
     payloadEncryption: config.codecKeys ? `AES-256-GCM, key ${config.codecKeys.activeKeyId} of ${config.codecKeys.keys.size}` : 'off (set DBR_CODEC_KEYS)',
   });
 
@@ -56,13 +71,15 @@ async function main(): Promise<void> {
   // Activities that start or signal other workflows (the cluster lock) use a client connection.
   const clientConnection = await Connection.connect({ address: config.temporal.address, tls: config.temporal.tls });
   const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace, dataConverter: dataConverter(config.codecKeys) });
-  const connectors = createConnectors({ profiles: config.profiles, profileSource: config.profilesPath });
+  const connectors = createConnectors({ profiles: config.profiles, profileSource: config.profilesPath, kubeconfigPath: config.kubeconfigPath });
   const worker = await Worker.create(
     workerOptions({ connection, config, activities: createActivities({ ...connectors, client }), workflowBundlePath: bundlePath, codecKeys: config.codecKeys }),
   );
+  const probes = config.healthAddress ? serveProbes(config.healthAddress, worker) : undefined;
   try {
     await worker.run();
   } finally {
+    probes?.close();
     await clientConnection.close();
     await connection.close();
   }

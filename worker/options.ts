@@ -4,6 +4,7 @@ import type { Activities } from '../activities';
 import type { CodecKeys } from './codec';
 import type { WorkerConfig } from './config';
 import { dataConverter } from './data-converter';
+import { activityLogContext, WORKFLOW_INTERCEPTOR_MODULES } from './interceptors';
 
 export function workerOptions(params: {
   connection: NativeConnection;
@@ -19,6 +20,7 @@ export function workerOptions(params: {
     taskQueue: config.taskQueue,
     activities,
     dataConverter: dataConverter(codecKeys),
+    interceptors: { activity: [activityLogContext], workflowModules: WORKFLOW_INTERCEPTOR_MODULES },
     ...(workflowBundlePath ? { workflowBundle: { codePath: workflowBundlePath } } : { workflowsPath: require.resolve('../workflows') }),
     maxConcurrentActivityTaskExecutions: config.maxConcurrentActivities,
     maxConcurrentWorkflowTaskExecutions: config.maxConcurrentWorkflowTasks,

@@ -4,20 +4,14 @@ import { ActivityCancellationType, type ActivityOptions } from '@temporalio/work
 
 /** Errors that no retry can fix: the caller must see them at once. */
 export const NON_RETRYABLE = [
-  'InvalidInput',
-  'UnknownCluster',
-  'UnknownNode',
-  'ProfileIncomplete',
-  'SecretUnavailable',
-  'UnknownMigrationSet',
-  'MigrationInvalid',
-  'MigrationChecksumMismatch',
-  'MigrationFilesChanged',
-  'MigrationPreflightFailed',
-  'MigrationSessionChanged',
-  'MigrationStatementFailed',
-  'MigrationConflict',
-  'MigrationUncertain',
+  'InvalidInput', 'UnknownCluster', 'UnknownNode', 'ProfileIncomplete', 'SecretUnavailable',
+  // The Kubernetes API refused the call (RBAC, a missing object, an invalid change) or the worker has no access to it.
+  'KubernetesUnconfigured', 'KubernetesUnauthorized', 'KubernetesForbidden', 'KubernetesNotFound', 'KubernetesInvalid',
+  // A wait ended without the state it waited for: the runbook decides (roll back, investigate), a retry would not.
+  'RolloutTimedOut', 'JobFailed', 'JobTimedOut', 'JobConflict',
+  // A schema migration that a retry cannot fix: bad files or set, a refused statement, a state to look at by hand.
+  'UnknownMigrationSet', 'MigrationInvalid', 'MigrationChecksumMismatch', 'MigrationFilesChanged', 'MigrationPreflightFailed',
+  'MigrationSessionChanged', 'MigrationStatementFailed', 'MigrationConflict', 'MigrationUncertain',
 ];
 
 /** Reading the profile: local, fast, retried a few times only for worker-side hiccups. */
@@ -30,6 +24,26 @@ export const lookup: ActivityOptions = {
 export const probe: ActivityOptions = {
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '2 seconds', maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE },
+};
+
+/**
+ * One Kubernetes call, or a read-compare-write (list pods, annotate): quick and idempotent, so it is
+ * retried through an apiserver restart or a run of resourceVersion conflicts.
+ */
+export const kubernetesCall: ActivityOptions = {
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
+};
+
+/**
+ * Activities that wait (scale, image rollout, Job, pod address watch). Their own `deadline` input
+ * bounds the wait across attempts; the heartbeat timeout notices a lost worker within a minute, and
+ * the retry resumes from the last heartbeat. startToClose only caps a wait whose deadline is far off.
+ */
+export const kubernetesWait: ActivityOptions = {
+  startToCloseTimeout: '6 hours',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 20, nonRetryableErrorTypes: NON_RETRYABLE },
 };
 
 /** Schema migration pre-flight, verify and scratch cleanup: a handful of queries each. */

@@ -19,13 +19,12 @@ export async function clusterHealth(input: ClusterHealthInput): Promise<ClusterH
   v.done();
 
   const tracker = new RunbookTracker('clusterHealth', cluster, ['read profile', 'check components', 'assess']);
-  const plan = await tracker.step('read profile', () => describeCluster(cluster));
-  const facts = await tracker.step('check components', () => gatherHealthFacts(plan));
-  const report = await tracker.step(
-    'assess',
-    () => Promise.resolve(assessHealth(plan, facts, new Date().toISOString())),
-    (r) => r.verdict,
+  return tracker.run(
+    async () => {
+      const plan = await tracker.step('read profile', () => describeCluster({ cluster }));
+      const facts = await tracker.step('check components', () => gatherHealthFacts(plan));
+      return tracker.step('assess', () => Promise.resolve(assessHealth(plan, facts, new Date().toISOString())), (r) => r.verdict);
+    },
+    (report) => ({ outcome: 'succeeded', summary: report.summary }),
   );
-  tracker.finish('succeeded', report.summary);
-  return report;
 }

@@ -4,6 +4,7 @@ import { proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { ClusterPlan } from '../activities/cluster';
 import type { EtcdFacts } from '../activities/etcd';
+import type { WorkloadFacts } from '../activities/kubernetes';
 import type { MysqlNodeFacts } from '../activities/mysql';
 import type { S3Facts } from '../activities/s3';
 import { lookup, probe } from './activity-profiles';
@@ -20,6 +21,7 @@ export interface HealthFacts {
   mysql?: MysqlNodeFacts[];
   etcd?: EtcdFacts;
   s3?: S3Facts;
+  workload?: WorkloadFacts;
 }
 
 export interface ClusterHealthReport extends HealthFacts {
@@ -34,17 +36,18 @@ export interface ClusterHealthReport extends HealthFacts {
 }
 
 const { describeCluster } = proxyActivities<Activities>(lookup);
-const { checkMysqlNode, checkEtcd, checkS3 } = proxyActivities<Activities>(probe);
+const { checkMysqlNode, checkEtcd, checkS3, checkWorkload } = proxyActivities<Activities>(probe);
 
 export async function gatherHealthFacts(plan: ClusterPlan): Promise<HealthFacts> {
   const { cluster } = plan;
   const info = workflowInfo();
-  const [mysql, etcd, s3] = await Promise.all([
+  const [mysql, etcd, s3, workload] = await Promise.all([
     plan.mysql ? Promise.all(plan.mysql.nodes.map((n) => checkMysqlNode({ cluster, node: n.name }))) : undefined,
     plan.etcd ? checkEtcd({ cluster }) : undefined,
     plan.s3 ? checkS3({ cluster, probeId: `${info.workflowId}/${info.runId}` }) : undefined,
+    plan.workload && plan.namespace ? checkWorkload({ cluster }) : undefined,
   ]);
-  return { mysql, etcd, s3 };
+  return { mysql, etcd, s3, workload };
 }
 
 function assessMysql(plan: ClusterPlan, nodes: MysqlNodeFacts[], findings: HealthFinding[]): void {
@@ -160,6 +163,29 @@ function assessS3(facts: S3Facts, findings: HealthFinding[]): void {
   else if (!facts.writable) add(`S3 bucket ${facts.bucket} is not writable: ${facts.error ?? 'probe failed'}`);
 }
 
+function assessWorkload(plan: ClusterPlan, w: WorkloadFacts, checkedAt: string, findings: HealthFinding[]): void {
+  const workload = `${w.kind} ${w.name}`;
+  const add = (component: string, severity: HealthFinding['severity'], message: string) => findings.push({ component: `kubernetes/${component}`, severity, message });
+  if (!w.reachable) {
+    add(w.name, 'degraded', `${workload}: status unknown: ${w.error ?? 'the Kubernetes API did not answer'}`);
+    return;
+  }
+  if (!w.exists) {
+    add(w.name, 'down', `${workload} does not exist in namespace ${w.namespace}`);
+    return;
+  }
+  if (w.desired === 0) add(w.name, 'warning', `${workload} is scaled to 0 replicas`);
+  else if (w.ready === 0) add(w.name, 'down', `${workload}: 0 of ${w.desired} replicas ready`);
+  else if (w.ready < w.desired) add(w.name, 'degraded', `${workload}: ${w.ready} of ${w.desired} replicas ready`);
+  const recentSince = Date.parse(checkedAt) - plan.health.recentRestartSeconds * 1000;
+  for (const pod of w.pods) {
+    if (!pod.ready) add(pod.name, 'degraded', `pod ${pod.name} is not ready: ${pod.notReadyReasons.join('; ')}`);
+    if (pod.lastRestartAt && Date.parse(pod.lastRestartAt) >= recentSince) {
+      add(pod.name, 'warning', `pod ${pod.name} restarted recently: ${pod.restartCount} restart(s), the last at ${pod.lastRestartAt} (${pod.lastRestartReason ?? 'reason unknown'})`);
+    }
+  }
+}
+
 const SEVERITY_ORDER: Record<HealthFinding['severity'], number> = { down: 0, degraded: 1, warning: 2 };
 
 /** The verdict: down if any finding is down, degraded if any is degraded, healthy otherwise. */
@@ -168,6 +194,7 @@ export function assessHealth(plan: ClusterPlan, facts: HealthFacts, checkedAt: s
   if (facts.mysql) assessMysql(plan, facts.mysql, findings);
   if (facts.etcd) assessEtcd(plan, facts.etcd, findings);
   if (facts.s3) assessS3(facts.s3, findings);
+  if (facts.workload) assessWorkload(plan, facts.workload, checkedAt, findings);
   findings.sort((a, b) => SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity]);
 
   const verdict: Verdict = findings.some((f) => f.severity === 'down')
@@ -182,6 +209,7 @@ export function assessHealth(plan: ClusterPlan, facts: HealthFacts, checkedAt: s
   if (facts.mysql) checked.push(`${facts.mysql.length} ${plan.mysql?.topology ?? ''} MySQL node(s)`.replace('  ', ' '));
   if (facts.etcd) checked.push(`etcd (${facts.etcd.endpoints.length} endpoint(s))`);
   if (facts.s3) checked.push(`bucket ${facts.s3.bucket}`);
+  if (facts.workload) checked.push(`${facts.workload.kind} ${facts.workload.name} (${facts.workload.ready}/${facts.workload.desired} ready)`);
   const summary =
     verdict === 'healthy'
       ? `healthy: ${checked.join(', ') || 'nothing to check'}${warnings.length ? ` (${warnings.length} warning(s))` : ''}`
@@ -192,7 +220,7 @@ export function assessHealth(plan: ClusterPlan, facts: HealthFacts, checkedAt: s
 
 /** Runs every check the cluster's profile names and returns the report. */
 export async function checkClusterHealth(cluster: string): Promise<{ plan: ClusterPlan; report: ClusterHealthReport }> {
-  const plan = await describeCluster(cluster);
+  const plan = await describeCluster({ cluster });
   const facts = await gatherHealthFacts(plan);
   return { plan, report: assessHealth(plan, facts, new Date().toISOString()) };
 }

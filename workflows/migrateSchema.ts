@@ -6,7 +6,7 @@
 // There is no automatic rollback: DDL commits on its own and migration files have no "down" part.
 // A failed or interrupted apply leaves the ledger exact to the statement, and a new run resumes
 // there. What is cleaned up on failure and cancellation is the dry-run's scratch database.
-import { ApplicationFailure, CancellationScope, isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { ApplyReport, DryRunReport, MigrationPreflight, MigrationSession, StatementReport, VerifyReport } from '../activities/migrations';
 import { lookup, migrationCheck, migrationRun } from './activity-profiles';
@@ -97,116 +97,119 @@ export async function migrateSchema(input: MigrateSchemaInput): Promise<MigrateS
   const info = workflowInfo();
   const runKey = `${info.workflowId}/${info.runId}`;
 
-  try {
-    const plan = await tracker.step('read profile', () => describeCluster(cluster));
-    tracker.begin('cluster lock');
-    const locked = await withClusterLock(
-      { cluster, runbook: 'migrateSchema', waitSeconds: lockWaitSeconds ?? plan.lock.waitSeconds, leaseSeconds: plan.lock.leaseSeconds },
-      async (lease) => {
-        tracker.end('cluster lock', 'done', `held since ${lease.grantedAt}`);
-        const pre = await tracker.step(
-          'pre-flight',
-          async () => {
-            const p = await preflightMigration({ cluster, set, database, targetVersion });
-            if (p.problems.length > 0) {
-              throw ApplicationFailure.create({ type: p.problems[0]!.type, nonRetryable: true, message: p.problems.map((x) => x.message).join('; '), details: [p.problems] });
-            }
-            return p;
-          },
-          describePreflight,
-        );
-        const target = { cluster, set, database: pre.database, node: pre.node, targetVersion: pre.plan.targetVersion, files: pre.files };
-        const base = {
-          cluster,
-          set,
-          database: pre.database,
-          node: pre.node,
-          mode,
-          server: `${pre.server.flavor} ${pre.server.version} on ${pre.node} (${pre.address})`,
-          session: pre.session,
-          warnings: pre.warnings,
-          fromVersion: pre.plan.currentVersion,
-        };
-
-        if (pre.plan.pending.length === 0) {
-          for (const step of ['dry-run', 'approval', 'apply']) tracker.skip(step, `nothing to apply: at version ${pre.plan.currentVersion ?? 'none'}`);
-          const verify = await tracker.step('verify', () => verifyLedger(target), (r) => `ledger complete at version ${r.currentVersion ?? 'none'}`);
-          const summary = `${pre.database} on cluster ${cluster} is up to date at version ${pre.plan.currentVersion ?? 'none'} (set ${set})`;
-          return { ...base, outcome: 'up to date' as const, toVersion: pre.plan.currentVersion, verify, summary };
-        }
-
-        let dryRun: DryRunReport;
-        try {
-          dryRun = await tracker.step(
-            'dry-run',
+  return tracker.run(
+    async () => {
+      const plan = await tracker.step('read profile', () => describeCluster({ cluster }));
+      tracker.begin('cluster lock');
+      let lockHeld = false;
+      const locked = await withClusterLock(
+        { cluster, runbook: 'migrateSchema', waitSeconds: lockWaitSeconds ?? plan.lock.waitSeconds, leaseSeconds: plan.lock.leaseSeconds },
+        async (lease) => {
+          lockHeld = true;
+          tracker.end('cluster lock', 'done', `held since ${lease.grantedAt}`);
+          const pre = await tracker.step(
+            'pre-flight',
             async () => {
-              const report = await dryRunMigration({ ...target, runKey });
-              if (!report.passed) {
-                throw ApplicationFailure.create({ type: 'DryRunFailed', nonRetryable: true, message: `dry-run: ${report.summary}; nothing was changed on ${pre.database}`, details: [report] });
+              const p = await preflightMigration({ cluster, set, database, targetVersion });
+              if (p.problems.length > 0) {
+                throw ApplicationFailure.create({ type: p.problems[0]!.type, nonRetryable: true, message: p.problems.map((x) => x.message).join('; '), details: [p.problems] });
+              }
+              return p;
+            },
+            describePreflight,
+          );
+          const target = { cluster, set, database: pre.database, node: pre.node, targetVersion: pre.plan.targetVersion, files: pre.files };
+          const base = {
+            cluster,
+            set,
+            database: pre.database,
+            node: pre.node,
+            mode,
+            server: `${pre.server.flavor} ${pre.server.version} on ${pre.node} (${pre.address})`,
+            session: pre.session,
+            warnings: pre.warnings,
+            fromVersion: pre.plan.currentVersion,
+          };
+
+          if (pre.plan.pending.length === 0) {
+            for (const step of ['dry-run', 'approval', 'apply']) tracker.skip(step, `nothing to apply: at version ${pre.plan.currentVersion ?? 'none'}`);
+            const verify = await tracker.step('verify', () => verifyLedger(target), (r) => `ledger complete at version ${r.currentVersion ?? 'none'}`);
+            const summary = `${pre.database} on cluster ${cluster} is up to date at version ${pre.plan.currentVersion ?? 'none'} (set ${set})`;
+            return { ...base, outcome: 'up to date' as const, toVersion: pre.plan.currentVersion, verify, summary };
+          }
+
+          let dryRun: DryRunReport;
+          try {
+            dryRun = await tracker.step(
+              'dry-run',
+              async () => {
+                const report = await dryRunMigration({ ...target, runKey });
+                if (!report.passed) {
+                  throw ApplicationFailure.create({ type: 'DryRunFailed', nonRetryable: true, message: `dry-run: ${report.summary}; nothing was changed on ${pre.database}`, details: [report] });
+                }
+                return report;
+              },
+              (r) => r.summary,
+            );
+          } catch (err) {
+            // The dry-run drops its scratch database itself; this covers an attempt that never got to.
+            await CancellationScope.nonCancellable(() => dropMigrationScratch({ cluster, node: pre.node, runKey })).catch(() => undefined);
+            throw err;
+          }
+          const dryRunSummary = { summary: dryRun.summary, statements: dryRun.statements };
+
+          if (mode === 'dry-run') {
+            for (const step of ['approval', 'apply', 'verify']) tracker.skip(step, 'mode: dry-run');
+            const summary = `dry-run of set ${set} on ${pre.database} (cluster ${cluster}) passed: ${dryRun.statements.length} statement(s) up to version ${pre.plan.targetVersion}; nothing was changed`;
+            return { ...base, outcome: 'dry-run passed' as const, toVersion: pre.plan.currentVersion, dryRun: dryRunSummary, summary };
+          }
+
+          let approved: ApprovalState | undefined;
+          if (requireApproval) {
+            approved = await approval.request(
+              'approval',
+              `apply ${dryRun.statements.length} statement(s) of set ${set} to ${pre.database} on cluster ${cluster} up to version ${pre.plan.targetVersion}; dry-run: ${dryRun.summary}`,
+              approvalTimeoutSeconds ?? 3600,
+              `runbook approve ${info.workflowId} | runbook reject ${info.workflowId} --reason TEXT`,
+            );
+          } else {
+            tracker.skip('approval', 'not requested');
+          }
+
+          const apply = await tracker.step('apply', () => applyMigration({ ...target, session: dryRun.session, appliedBy: runKey }), (r) => r.summary);
+          const verify = await tracker.step(
+            'verify',
+            async () => {
+              const report = await verifyMigration({ ...target, expectedSchema: dryRun.resultSchema });
+              if (!report.ledgerComplete || !report.schemaMatches) {
+                throw ApplicationFailure.create({
+                  type: 'MigrationVerifyFailed',
+                  nonRetryable: true,
+                  message: `verify failed on ${pre.database}: ${[...report.ledgerProblems, ...report.differences.map((d) => `${d} (compared with the dry-run's result)`)].join('; ')}`,
+                  details: [report],
+                });
               }
               return report;
             },
-            (r) => r.summary,
+            (r) => `ledger complete at version ${r.currentVersion ?? 'none'}; ${r.tables} table(s) equal to the dry-run's result`,
           );
-        } catch (err) {
-          // The dry-run drops its scratch database itself; this covers an attempt that never got to.
-          await CancellationScope.nonCancellable(() => dropMigrationScratch({ cluster, node: pre.node, runKey })).catch(() => undefined);
-          throw err;
-        }
-        const dryRunSummary = { summary: dryRun.summary, statements: dryRun.statements };
-
-        if (mode === 'dry-run') {
-          for (const step of ['approval', 'apply', 'verify']) tracker.skip(step, 'mode: dry-run');
-          const summary = `dry-run of set ${set} on ${pre.database} (cluster ${cluster}) passed: ${dryRun.statements.length} statement(s) up to version ${pre.plan.targetVersion}; nothing was changed`;
-          return { ...base, outcome: 'dry-run passed' as const, toVersion: pre.plan.currentVersion, dryRun: dryRunSummary, summary };
-        }
-
-        let approved: ApprovalState | undefined;
-        if (requireApproval) {
-          approved = await approval.request(
-            'approval',
-            `apply ${dryRun.statements.length} statement(s) of set ${set} to ${pre.database} on cluster ${cluster} up to version ${pre.plan.targetVersion}; dry-run: ${dryRun.summary}`,
-            approvalTimeoutSeconds ?? 3600,
-            `runbook approve ${info.workflowId} | runbook reject ${info.workflowId} --reason TEXT`,
-          );
-        } else {
-          tracker.skip('approval', 'not requested');
-        }
-
-        const apply = await tracker.step('apply', () => applyMigration({ ...target, session: dryRun.session, appliedBy: runKey }), (r) => r.summary);
-        const verify = await tracker.step(
-          'verify',
-          async () => {
-            const report = await verifyMigration({ ...target, expectedSchema: dryRun.resultSchema });
-            if (!report.ledgerComplete || !report.schemaMatches) {
-              throw ApplicationFailure.create({
-                type: 'MigrationVerifyFailed',
-                nonRetryable: true,
-                message: `verify failed on ${pre.database}: ${[...report.ledgerProblems, ...report.differences.map((d) => `${d} (compared with the dry-run's result)`)].join('; ')}`,
-                details: [report],
-              });
-            }
-            return report;
-          },
-          (r) => `ledger complete at version ${r.currentVersion ?? 'none'}; ${r.tables} table(s) equal to the dry-run's result`,
-        );
-        const summary =
-          `${pre.database} on cluster ${cluster} migrated from version ${pre.plan.currentVersion ?? 'none'} to ${verify.currentVersion ?? 'none'} (set ${set}): ` +
-          `${apply.applied} statement(s) applied` +
-          (apply.recognised.length > 0 ? `, ${apply.recognised.length} already in effect and recorded without running` : '') +
-          (apply.resumedAt ? `, resumed at version ${apply.resumedAt.version} statement ${apply.resumedAt.statement}` : '') +
-          '; verified';
-        return { ...base, outcome: 'applied' as const, toVersion: verify.currentVersion, dryRun: dryRunSummary, approval: approved, apply, verify, summary };
-      },
-    );
-    if (locked.status !== 'done') throw ApplicationFailure.nonRetryable(`cluster ${cluster}: the lock was not granted`, 'ClusterLocked');
-    tracker.finish('succeeded', locked.value.summary);
-    return locked.value;
-  } catch (err) {
-    if (tracker.progress.currentStep) tracker.end(tracker.progress.currentStep, 'failed', failureMessage(err));
-    tracker.finish(isCancellation(err) ? 'cancelled' : 'failed', failureMessage(err));
-    throw err;
-  }
+          const summary =
+            `${pre.database} on cluster ${cluster} migrated from version ${pre.plan.currentVersion ?? 'none'} to ${verify.currentVersion ?? 'none'} (set ${set}): ` +
+            `${apply.applied} statement(s) applied` +
+            (apply.recognised.length > 0 ? `, ${apply.recognised.length} already in effect and recorded without running` : '') +
+            (apply.resumedAt ? `, resumed at version ${apply.resumedAt.version} statement ${apply.resumedAt.statement}` : '') +
+            '; verified';
+          return { ...base, outcome: 'applied' as const, toVersion: verify.currentVersion, dryRun: dryRunSummary, approval: approved, apply, verify, summary };
+        },
+      ).catch((err: unknown) => {
+        if (!lockHeld) tracker.end('cluster lock', 'failed', failureMessage(err));
+        throw err;
+      });
+      if (locked.status !== 'done') throw ApplicationFailure.nonRetryable(`cluster ${cluster}: the lock was not granted`, 'ClusterLocked');
+      return locked.value;
+    },
+    (result) => ({ outcome: 'succeeded', summary: result.summary }),
+  );
 }
 
 async function verifyLedger(target: { cluster: string; set: string; database: string; node: string; targetVersion: number; files: MigrationPreflight['files'] }): Promise<VerifyReport> {

@@ -1,6 +1,16 @@
 // Progress that operators can see while a runbook runs: the getProgress query, the RunbookStep and
 // RunbookOutcome search attributes, the UI's current details, and a one-line memo summary.
-import { log, setCurrentDetails, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import {
+  isCancellation,
+  log,
+  metricMeter,
+  setCurrentDetails,
+  setHandler,
+  upsertMemo,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { MetricMeter } from '@temporalio/common';
 import { getProgressQuery, searchAttributes, type RunbookProgress, type StepProgress } from './definitions';
 
 /** The innermost message of a failure chain: "Activity task failed" says nothing to an operator. */
@@ -21,6 +31,8 @@ function now(): string {
 
 export class RunbookTracker {
   readonly progress: RunbookProgress;
+  /** Prometheus metrics through the worker's runtime; not emitted again on replay. */
+  private readonly meter: MetricMeter;
 
   constructor(runbook: string, cluster: string, steps: readonly string[]) {
     this.progress = {
@@ -31,6 +43,8 @@ export class RunbookTracker {
       outcome: 'running',
     };
     setHandler(getProgressQuery, () => this.progress);
+    this.meter = metricMeter.withTags({ runbook, cluster });
+    this.meter.createCounter('runbook_started', '1', 'runbooks started').add(1);
     upsertSearchAttributes([
       { key: searchAttributes.cluster, value: cluster },
       { key: searchAttributes.runbook, value: runbook },
@@ -64,6 +78,11 @@ export class RunbookTracker {
     step.endedAt = now();
     if (detail !== undefined) step.detail = detail;
     if (this.progress.currentStep === name) this.progress.currentStep = null;
+    if (step.startedAt) {
+      this.meter
+        .createHistogram('runbook_step_duration_seconds', 'float', 's', 'duration of runbook steps')
+        .record((Date.parse(step.endedAt) - Date.parse(step.startedAt)) / 1000, { step: name, state });
+    }
     log.info('step ended', { step: name, state, detail });
   }
 
@@ -84,7 +103,25 @@ export class RunbookTracker {
     this.end(name, 'skipped', reason);
   }
 
+  /**
+   * Runs the runbook's body and records how it ended: the body's own outcome and summary when it
+   * returns, failed or cancelled (with the cause) when it throws.
+   */
+  async run<T>(body: () => Promise<T>, describe: (result: T) => { outcome: Exclude<RunbookProgress['outcome'], 'running'>; summary: string }): Promise<T> {
+    let result: T;
+    try {
+      result = await body();
+    } catch (err) {
+      this.finish(isCancellation(err) ? 'cancelled' : 'failed', failureMessage(err));
+      throw err;
+    }
+    const { outcome, summary } = describe(result);
+    this.finish(outcome, summary);
+    return result;
+  }
+
   finish(outcome: Exclude<RunbookProgress['outcome'], 'running'>, summary: string): void {
+    this.meter.createCounter('runbook_finished', '1', 'runbooks finished, by outcome').add(1, { outcome });
     this.progress.outcome = outcome;
     this.progress.currentStep = null;
     upsertSearchAttributes([

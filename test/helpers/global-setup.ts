@@ -18,7 +18,7 @@ export default function globalSetup(): void {
     process.execPath,
     [
       '-e',
-      `require('@temporalio/worker').bundleWorkflowCode({ workflowsPath: ${JSON.stringify(path.join(REPO_ROOT, 'test', 'workflows', 'index.ts'))}, failureConverterPath: ${JSON.stringify(path.join(REPO_ROOT, 'workflows', 'failure-converter.ts'))}, logger: { trace(){}, debug(){}, info(){}, warn: console.warn, error: console.error, log(){} } })
+      `require('@temporalio/worker').bundleWorkflowCode({ workflowsPath: ${JSON.stringify(path.join(REPO_ROOT, 'test', 'workflows', 'index.ts'))}, failureConverterPath: ${JSON.stringify(path.join(REPO_ROOT, 'workflows', 'failure-converter.ts'))}, workflowInterceptorModules: [${JSON.stringify(path.join(REPO_ROOT, 'workflows', 'interceptors.ts'))}], logger: { trace(){}, debug(){}, info(){}, warn: console.warn, error: console.error, log(){} } })
         .then(({ code }) => require('node:fs').writeFileSync(${JSON.stringify(output)}, code))
         .catch((e) => { console.error(e); process.exit(1); })`,
     ],

@@ -5,6 +5,8 @@ import { readFileSync } from 'node:fs';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { createActivities, createConnectors, type Activities } from '../../activities';
+import { createKubernetesActivities, type KubernetesClientSource } from '../../activities/kubernetes';
+import { createMysqlActivities } from '../../activities/mysql';
 import { parseProfiles, type ClusterProfile } from '../../activities/profile';
 import type { CodecKeys } from '../../worker/codec';
 import { workerOptions } from '../../worker/options';
@@ -13,7 +15,8 @@ import { LOCAL_PROFILES, TEMPORAL_BINARY } from './stack';
 
 let runtimeInstalled = false;
 
-export async function startTemporal(): Promise<TestWorkflowEnvironment> {
+/** A dev server on a free port; with uiPort, its Web UI too. */
+export async function startTemporal(options: { uiPort?: number } = {}): Promise<TestWorkflowEnvironment> {
   if (!runtimeInstalled) {
     Runtime.install({ logger: new DefaultLogger((process.env.DBR_TEST_LOG_LEVEL as 'WARN' | 'INFO' | undefined) ?? 'ERROR') });
     runtimeInstalled = true;
@@ -24,6 +27,7 @@ export async function startTemporal(): Promise<TestWorkflowEnvironment> {
       ip: '127.0.0.1',
       searchAttributes: Object.values(searchAttributes),
       extraArgs: ['--log-level', 'error'],
+      ...(options.uiPort ? { ui: true, uiPort: options.uiPort } : {}),
     },
   });
 }
@@ -35,9 +39,37 @@ export function testProfiles(extraYaml = ''): Map<string, ClusterProfile> {
   return profiles;
 }
 
-export function realActivities(env: TestWorkflowEnvironment, profiles: Map<string, ClusterProfile> = testProfiles()): Activities {
-  return createActivities({ ...createConnectors({ profiles, profileSource: 'test profiles' }), client: env.client });
+/**
+ * The project's activities over real clients, with the test's Temporal client for the ones that
+ * start or signal workflows. Kubernetes activities need a kubeconfig (the stack's admin or worker
+ * one, see ./kubernetes) or ready-made clients; they poll quickly in tests.
+ */
+export function realActivities(
+  env: TestWorkflowEnvironment,
+  profiles: Map<string, ClusterProfile> = testProfiles(),
+  kubernetes: KubernetesAccess = {},
+): Activities {
+  return createActivities({ ...createConnectors({ profiles, profileSource: 'test profiles', ...kubernetes }), client: env.client }, { kubernetesPollIntervalMs: 200 });
 }
+
+export interface KubernetesAccess {
+  kubeconfigPath?: string;
+  kubernetesClients?: KubernetesClientSource;
+}
+
+/**
+ * The MySQL and Kubernetes activities alone, for tests that call them directly in an activity
+ * context rather than through a workflow: they need no Temporal server.
+ */
+export function serverActivities(profiles: Map<string, ClusterProfile>, kubernetes: KubernetesAccess) {
+  const connectors = createConnectors({ profiles, profileSource: 'test profiles', ...kubernetes });
+  return {
+    ...createMysqlActivities({ mysql: connectors.mysql }),
+    ...createKubernetesActivities({ kubernetes: connectors.kubernetes, pollIntervalMs: 200 }),
+  };
+}
+
+export type ServerActivities = ReturnType<typeof serverActivities>;
 
 export interface RunningWorker {
   worker: Worker;

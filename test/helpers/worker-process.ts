@@ -20,6 +20,8 @@ export function spawnWorkerProcess(env: Record<string, string>): WorkerProcess {
     env: {
       ...process.env,
       NODE_OPTIONS: '',
+      DBR_METRICS_ADDRESS: 'off',
+      DBR_HEALTH_ADDRESS: 'off',
       DBR_PROFILES: LOCAL_PROFILES,
       DBR_WORKFLOW_BUNDLE: process.env.DBR_TEST_WORKFLOW_BUNDLE ?? '',
       ...env,

@@ -193,6 +193,9 @@ const limitedYaml = `
 `;
 
 beforeAll(async () => {
+  // Set before anything replaces process.env (the cli helper restores a copy): the worker's secret
+  // resolver reads the object it was created with.
+  process.env.DBR_MIG_LIMITED_PASSWORD = randomUUID();
   env = await startTemporal();
   worker = await startWorker(env, realActivities(env, testProfiles(`clusters:${clusterYaml(cluster)}${limitedYaml}`)));
 });
@@ -529,7 +532,6 @@ test('on the GTID pair the runbook migrates the primary, and the replica receive
 test('pre-flight names the privileges the profile\'s user lacks, before anything changes', async () => {
   const database = newDatabase();
   await sql(`CREATE DATABASE ${database}`);
-  process.env.DBR_MIG_LIMITED_PASSWORD = randomUUID();
   await sql(`CREATE USER ?@'127.0.0.1' IDENTIFIED BY ?`, [limitedUser, process.env.DBR_MIG_LIMITED_PASSWORD]);
   try {
     await sql(`GRANT SELECT, INSERT, UPDATE, CREATE ON ${mysql.escapeId(database)}.* TO ?@'127.0.0.1'`, [limitedUser]);

@@ -1,8 +1,9 @@
 import type { ClusterPlan } from '../../activities/cluster';
+import type { PodFacts, WorkloadFacts } from '../../activities/kubernetes';
 import type { GaleraFacts, MysqlNodeFacts } from '../../activities/mysql';
 import { assessHealth } from '../../workflows/health';
 
-const health = { maxReplicationLagSeconds: 30, maxGaleraRecvQueueAvg: 0.5, maxEtcdDbSizeBytes: 1000 };
+const health = { maxReplicationLagSeconds: 30, maxGaleraRecvQueueAvg: 0.5, maxEtcdDbSizeBytes: 1000, recentRestartSeconds: 3600 };
 const at = '2026-11-23T00:00:00.000Z';
 const lock = { waitSeconds: 600, leaseSeconds: 120 };
 
@@ -109,5 +110,80 @@ describe('etcd and S3', () => {
   test('a missing bucket and a read-only bucket are down', () => {
     expect(assessHealth(p, { s3: { ...s3ok, bucketExists: false, error: 'bucket b does not exist' } }, at).reasons).toEqual(['S3 bucket b does not exist']);
     expect(assessHealth(p, { s3: { ...s3ok, writable: false, error: 'AccessDenied' } }, at).reasons).toEqual(['S3 bucket b is not writable: AccessDenied']);
+  });
+});
+
+describe('kubernetes workload', () => {
+  const p: ClusterPlan = { cluster: 'c', namespace: 'databases', workload: { kind: 'StatefulSet', name: 'db' }, notifications: false, health, lock };
+  const minutesBefore = (minutes: number) => new Date(Date.parse(at) - minutes * 60_000).toISOString();
+
+  function pod(name: string, extra: Partial<PodFacts> = {}): PodFacts {
+    return {
+      name, ip: '10.0.0.1', phase: 'Running', ready: true, role: null, labels: {}, annotations: {}, node: 'n1', terminating: false,
+      restartCount: 0, lastRestartAt: null, lastRestartReason: null, notReadyReasons: [], containers: [], ...extra,
+    };
+  }
+
+  function workload(extra: Partial<WorkloadFacts> = {}): WorkloadFacts {
+    return {
+      kind: 'StatefulSet', name: 'db', namespace: 'databases', selector: 'app=db', reachable: true, exists: true,
+      generation: 2, observedGeneration: 2, desired: 3, current: 3, ready: 3, updated: 3, available: 3,
+      pods: [pod('db-0'), pod('db-1'), pod('db-2')], ...extra,
+    };
+  }
+
+  test('healthy when every desired replica is ready; a restart older than the window is not mentioned', () => {
+    const report = assessHealth(p, { workload: workload({ pods: [pod('db-0', { restartCount: 4, lastRestartAt: minutesBefore(61), lastRestartReason: 'OOMKilled' }), pod('db-1'), pod('db-2')] }) }, at);
+    expect(report.verdict).toBe('healthy');
+    expect(report.warnings).toEqual([]);
+    expect(report.summary).toBe('healthy: StatefulSet db (3/3 ready)');
+  });
+
+  test('a pod not ready makes it degraded, naming the pod and why; a recent restart is a warning', () => {
+    const crashing = pod('db-2', {
+      ready: false, restartCount: 3, lastRestartAt: minutesBefore(2), lastRestartReason: 'OOMKilled',
+      notReadyReasons: ['container mariadb waiting: CrashLoopBackOff: back-off 40s restarting failed container=mariadb'],
+    });
+    const report = assessHealth(p, { workload: workload({ ready: 2, pods: [pod('db-0'), pod('db-1'), crashing] }) }, at);
+    expect(report.verdict).toBe('degraded');
+    expect(report.reasons).toEqual([
+      'StatefulSet db: 2 of 3 replicas ready',
+      'pod db-2 is not ready: container mariadb waiting: CrashLoopBackOff: back-off 40s restarting failed container=mariadb',
+    ]);
+    expect(report.warnings).toEqual([`pod db-2 restarted recently: 3 restart(s), the last at ${minutesBefore(2)} (OOMKilled)`]);
+  });
+
+  test('a pod that flips to not ready while the counts still say ready is degraded too', () => {
+    const report = assessHealth(p, { workload: workload({ pods: [pod('db-0'), pod('db-1', { ready: false, notReadyReasons: ['container mariadb running but not ready'] }), pod('db-2')] }) }, at);
+    expect(report.verdict).toBe('degraded');
+    expect(report.reasons).toEqual(['pod db-1 is not ready: container mariadb running but not ready']);
+  });
+
+  test('no ready replica of those desired is down', () => {
+    const pending = (name: string) => pod(name, { ready: false, ip: null, phase: 'Pending', notReadyReasons: ['not scheduled to a node yet'] });
+    const report = assessHealth(p, { workload: workload({ ready: 0, pods: [pending('db-0')] }) }, at);
+    expect(report.verdict).toBe('down');
+    expect(report.reasons).toEqual(['StatefulSet db: 0 of 3 replicas ready', 'pod db-0 is not ready: not scheduled to a node yet']);
+  });
+
+  test('a workload that does not exist is down; one whose status cannot be read is degraded', () => {
+    const missing = assessHealth(p, { workload: workload({ exists: false, desired: 0, ready: 0, pods: [] }) }, at);
+    expect(missing.verdict).toBe('down');
+    expect(missing.reasons).toEqual(['StatefulSet db does not exist in namespace databases']);
+    const unknown = assessHealth(p, { workload: workload({ reachable: false, exists: false, error: 'get statefulsets/db in namespace databases: the Kubernetes API did not answer: fetch failed', pods: [] }) }, at);
+    expect(unknown.verdict).toBe('degraded');
+    expect(unknown.reasons).toEqual(['StatefulSet db: status unknown: get statefulsets/db in namespace databases: the Kubernetes API did not answer: fetch failed']);
+  });
+
+  test('scaled to zero on purpose is healthy with a warning', () => {
+    const report = assessHealth(p, { workload: workload({ desired: 0, current: 0, ready: 0, pods: [] }) }, at);
+    expect(report.verdict).toBe('healthy');
+    expect(report.warnings).toEqual(['StatefulSet db is scaled to 0 replicas']);
+  });
+
+  test('the recent-restart window is the profile threshold', () => {
+    const restarted = workload({ pods: [pod('db-0', { restartCount: 1, lastRestartAt: minutesBefore(20), lastRestartReason: 'Error' }), pod('db-1'), pod('db-2')] });
+    expect(assessHealth(p, { workload: restarted }, at).warnings).toHaveLength(1);
+    expect(assessHealth({ ...p, health: { ...health, recentRestartSeconds: 600 } }, { workload: restarted }, at).warnings).toEqual([]);
   });
 });

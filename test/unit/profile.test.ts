@@ -83,6 +83,7 @@ describe('worker configuration', () => {
     expect(config.taskQueue).toBe('db-runbooks');
     expect([...config.profiles.keys()]).toEqual(['local']);
     expect(config.maxCachedWorkflows).toBe(200);
+    expect(config.metricsAddress).toBe('0.0.0.0:9464');
   });
 
   test.each([
