@@ -9,6 +9,7 @@ import {
   type KubernetesClientSource,
   type KubernetesConnector,
 } from './kubernetes';
+import { createMetadataActivities } from './metadata';
 import { createDirectorySource, createMigrationActivities, type MigrationFileSource } from './migrations';
 import { createMysqlActivities, createMysqlConnector, type MysqlConnector } from './mysql';
 import type { ClusterProfile } from './profile';
@@ -56,6 +57,7 @@ export function createActivities(connectors: Connectors & TemporalDeps, options:
     ...createMigrationActivities({ profiles: connectors.profiles, mysql: connectors.mysql, files: connectors.migrationFiles }),
     ...createEtcdActivities({ etcd: connectors.etcd }),
     ...createS3Activities({ s3: connectors.s3 }),
+    ...createMetadataActivities({ etcd: connectors.etcd, s3: connectors.s3 }),
     ...createKubernetesActivities({ kubernetes: connectors.kubernetes, pollIntervalMs: options.kubernetesPollIntervalMs }),
   };
 }

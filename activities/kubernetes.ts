@@ -836,6 +836,17 @@ export function createKubernetesActivities(deps: { kubernetes: KubernetesConnect
     },
 
     /** Scales the workload and waits until exactly that many pods exist and are ready, or the deadline passes (RolloutTimedOut). */
+    /** The workload's declared replicas and the profile container's image: what a rollback restores. */
+    async readWorkloadSpec(request: { cluster: string }): Promise<{ kind: string; name: string; namespace: string; container: string; image: string; replicas: number }> {
+      const t = deps.kubernetes.workload(request.cluster);
+      const workload = await readWorkload(t);
+      const container = (workload.spec?.template.spec?.containers ?? []).find((c) => c.name === t.workload.container);
+      if (!container?.image) {
+        throw ApplicationFailure.nonRetryable(`${t.workload.kind} ${t.workload.name} in namespace ${t.namespace} has no container ${t.workload.container}`, 'KubernetesNotFound');
+      }
+      return { kind: t.workload.kind, name: t.workload.name, namespace: t.namespace, container: container.name, image: container.image, replicas: workload.spec?.replicas ?? 1 };
+    },
+
     async scaleWorkload(request: { cluster: string; replicas: number; deadline: string }): Promise<ScaleResult> {
       const { replicas } = request;
       if (!Number.isInteger(replicas) || replicas < 0) throw invalidInput(`replicas: expected a whole number >= 0, got ${JSON.stringify(replicas)}`);

@@ -567,7 +567,7 @@ export function createMigrationActivities(deps: { profiles: ProfileSource; mysql
 
   return {
     /** Server, session, privileges, files and ledger: everything a run depends on, checked before anything changes. */
-    async preflightMigration(request: MigrationTarget & { targetVersion?: number }): Promise<MigrationPreflight> {
+    async preflightSqlMigration(request: MigrationTarget & { targetVersion?: number }): Promise<MigrationPreflight> {
       const set = resolveSet(request);
       const { files, problems } = await loadFiles(set);
       const warnings: string[] = [];
@@ -651,7 +651,7 @@ export function createMigrationActivities(deps: { profiles: ProfileSource; mysql
      * time_zone), reports each statement's outcome with the server's error, and drops the scratch
      * database however it ends.
      */
-    async dryRunMigration(
+    async dryRunSqlMigration(
       request: MigrationTarget & { node: string; targetVersion: number; files: MigrationFileRef[]; runKey: string },
     ): Promise<DryRunReport> {
       const set = resolveSet(request);
@@ -737,7 +737,7 @@ export function createMigrationActivities(deps: { profiles: ProfileSource; mysql
     },
 
     /** Drops a dry-run's scratch database; the runbook's cleanup when the dry-run activity itself could not. */
-    async dropMigrationScratch(request: { cluster: string; node: string; runKey: string }): Promise<{ dropped: string }> {
+    async dropSqlMigrationScratch(request: { cluster: string; node: string; runKey: string }): Promise<{ dropped: string }> {
       const scratch = scratchDatabaseName(request.runKey);
       const connection = await deps.mysql.connect(request.cluster, request.node);
       try {
@@ -754,7 +754,7 @@ export function createMigrationActivities(deps: { profiles: ProfileSource; mysql
      * the entry. A retry (a killed worker, a lost connection) resumes at the first unrecorded
      * statement and checks whether the one in flight took effect.
      */
-    async applyMigration(
+    async applySqlMigration(
       request: MigrationTarget & { node: string; targetVersion: number; files: MigrationFileRef[]; session: MigrationSession; appliedBy: string },
     ): Promise<ApplyReport> {
       const set = resolveSet(request);
@@ -887,7 +887,7 @@ export function createMigrationActivities(deps: { profiles: ProfileSource; mysql
     },
 
     /** The ledger is complete up to the target, and the schema is the one the dry-run produced. */
-    async verifyMigration(
+    async verifySqlMigration(
       request: MigrationTarget & { node: string; targetVersion: number; files: MigrationFileRef[]; expectedSchema?: Record<string, string> },
     ): Promise<VerifyReport> {
       const set = resolveSet(request);

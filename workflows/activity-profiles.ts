@@ -46,6 +46,17 @@ export const kubernetesWait: ActivityOptions = {
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 20, nonRetryableErrorTypes: NON_RETRYABLE },
 };
 
+/**
+ * Reading, writing and checking a cluster's metadata (etcd and S3): long streams that heartbeat as
+ * they go. A lost worker is noticed within a minute and the step starts over (each is repeatable:
+ * object names come from the workflow id, restores start by clearing the target prefix).
+ */
+export const metadataIo: ActivityOptions = {
+  startToCloseTimeout: '4 hours',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes: [...NON_RETRYABLE, 'MigrationFailed', 'BackupCorrupt', 'UnknownUpgrade'] },
+};
+
 /** Schema migration pre-flight, verify and scratch cleanup: a handful of queries each. */
 export const migrationCheck: ActivityOptions = {
   startToCloseTimeout: '5 minutes',

@@ -2,3 +2,5 @@
 export { clusterHealth } from './clusterHealth';
 export { clusterLock } from './clusterLock';
 export { migrateSchema } from './migrateSchema';
+export { upgradeCluster } from './upgradeCluster';
+export { downgradeCluster } from './downgradeCluster';

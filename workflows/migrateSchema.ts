@@ -57,8 +57,8 @@ const DATABASE_NAME = /^[A-Za-z0-9_]{1,64}$/;
 const STEPS = ['read profile', 'cluster lock', 'pre-flight', 'dry-run', 'approval', 'apply', 'verify'];
 
 const { describeCluster } = proxyActivities<Activities>(lookup);
-const { preflightMigration, verifyMigration, dropMigrationScratch } = proxyActivities<Activities>(migrationCheck);
-const { dryRunMigration, applyMigration } = proxyActivities<Activities>(migrationRun);
+const { preflightSqlMigration, verifySqlMigration, dropSqlMigrationScratch } = proxyActivities<Activities>(migrationCheck);
+const { dryRunSqlMigration, applySqlMigration } = proxyActivities<Activities>(migrationRun);
 
 function describePreflight(p: MigrationPreflight): string {
   const pending = p.plan.pending;
@@ -110,7 +110,7 @@ export async function migrateSchema(input: MigrateSchemaInput): Promise<MigrateS
           const pre = await tracker.step(
             'pre-flight',
             async () => {
-              const p = await preflightMigration({ cluster, set, database, targetVersion });
+              const p = await preflightSqlMigration({ cluster, set, database, targetVersion });
               if (p.problems.length > 0) {
                 throw ApplicationFailure.create({ type: p.problems[0]!.type, nonRetryable: true, message: p.problems.map((x) => x.message).join('; '), details: [p.problems] });
               }
@@ -143,7 +143,7 @@ export async function migrateSchema(input: MigrateSchemaInput): Promise<MigrateS
             dryRun = await tracker.step(
               'dry-run',
               async () => {
-                const report = await dryRunMigration({ ...target, runKey });
+                const report = await dryRunSqlMigration({ ...target, runKey });
                 if (!report.passed) {
                   throw ApplicationFailure.create({ type: 'DryRunFailed', nonRetryable: true, message: `dry-run: ${report.summary}; nothing was changed on ${pre.database}`, details: [report] });
                 }
@@ -153,7 +153,7 @@ export async function migrateSchema(input: MigrateSchemaInput): Promise<MigrateS
             );
           } catch (err) {
             // The dry-run drops its scratch database itself; this covers an attempt that never got to.
-            await CancellationScope.nonCancellable(() => dropMigrationScratch({ cluster, node: pre.node, runKey })).catch(() => undefined);
+            await CancellationScope.nonCancellable(() => dropSqlMigrationScratch({ cluster, node: pre.node, runKey })).catch(() => undefined);
             throw err;
           }
           const dryRunSummary = { summary: dryRun.summary, statements: dryRun.statements };
@@ -176,11 +176,11 @@ export async function migrateSchema(input: MigrateSchemaInput): Promise<MigrateS
             tracker.skip('approval', 'not requested');
           }
 
-          const apply = await tracker.step('apply', () => applyMigration({ ...target, session: dryRun.session, appliedBy: runKey }), (r) => r.summary);
+          const apply = await tracker.step('apply', () => applySqlMigration({ ...target, session: dryRun.session, appliedBy: runKey }), (r) => r.summary);
           const verify = await tracker.step(
             'verify',
             async () => {
-              const report = await verifyMigration({ ...target, expectedSchema: dryRun.resultSchema });
+              const report = await verifySqlMigration({ ...target, expectedSchema: dryRun.resultSchema });
               if (!report.ledgerComplete || !report.schemaMatches) {
                 throw ApplicationFailure.create({
                   type: 'MigrationVerifyFailed',
@@ -213,7 +213,7 @@ export async function migrateSchema(input: MigrateSchemaInput): Promise<MigrateS
 }
 
 async function verifyLedger(target: { cluster: string; set: string; database: string; node: string; targetVersion: number; files: MigrationPreflight['files'] }): Promise<VerifyReport> {
-  const report = await verifyMigration(target);
+  const report = await verifySqlMigration(target);
   if (!report.ledgerComplete) {
     throw ApplicationFailure.create({ type: 'MigrationVerifyFailed', nonRetryable: true, message: `verify failed on ${target.database}: ${report.ledgerProblems.join('; ')}`, details: [report] });
   }
