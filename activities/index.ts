@@ -10,6 +10,7 @@ import {
   type KubernetesConnector,
 } from './kubernetes';
 import { createMetadataActivities } from './metadata';
+import { createDirectorySource, createMigrationActivities, type MigrationFileSource } from './migrations';
 import { createMysqlActivities, createMysqlConnector, type MysqlConnector } from './mysql';
 import type { ClusterProfile } from './profile';
 import { createS3Activities, createS3Connector, type S3Connector } from './s3';
@@ -22,6 +23,8 @@ export interface Connectors {
   etcd: EtcdConnector;
   s3: S3Connector;
   kubernetes: KubernetesConnector;
+  /** Where migration sets' files are read from: the worker's file system. */
+  migrationFiles: MigrationFileSource;
 }
 
 export function createConnectors(options: {
@@ -42,6 +45,7 @@ export function createConnectors(options: {
     etcd: createEtcdConnector({ profiles, secrets }),
     s3: createS3Connector({ profiles, secrets }),
     kubernetes: createKubernetesConnector({ profiles, clients: kubernetesClients }),
+    migrationFiles: createDirectorySource(),
   };
 }
 
@@ -50,6 +54,7 @@ export function createActivities(connectors: Connectors & TemporalDeps, options:
     ...createTemporalActivities({ client: connectors.client }),
     ...createClusterActivities({ profiles: connectors.profiles }),
     ...createMysqlActivities({ mysql: connectors.mysql }),
+    ...createMigrationActivities({ profiles: connectors.profiles, mysql: connectors.mysql, files: connectors.migrationFiles }),
     ...createEtcdActivities({ etcd: connectors.etcd }),
     ...createS3Activities({ s3: connectors.s3 }),
     ...createMetadataActivities({ etcd: connectors.etcd, s3: connectors.s3 }),

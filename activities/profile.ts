@@ -2,6 +2,7 @@
 // endpoints, secret references, bucket and thresholds. Read by activities and the worker, never
 // by workflows, so that a workflow input only ever names a cluster.
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 
@@ -28,12 +29,33 @@ const mysqlNode = z.strictObject({
   pod: z.string().optional(),
 });
 
+const sqlIdentifier = z.string().regex(/^[A-Za-z0-9_]{1,64}$/, 'a name of letters, digits and "_" (at most 64)');
+
+/** A set of versioned SQL migrations (migrateSchema): where the files are, and where they apply. */
+const migrationSet = z.strictObject({
+  /** A directory of <version>_<description>.sql files on every worker (a mounted ConfigMap or volume); relative to this file. */
+  directory: z.string().min(1),
+  database: sqlIdentifier,
+  /** The table in that database that records, per version, the checksum and the last applied statement. */
+  ledgerTable: sqlIdentifier.default('db_runbooks_migrations'),
+  /** Create the database when it does not exist (a fresh install). */
+  createDatabase: z.boolean().default(false),
+  /** Session settings the application's migrations use, when they differ from the server's globals. */
+  session: z
+    .strictObject({
+      sqlMode: z.string().regex(/^[A-Za-z_,]*$/, 'a sql_mode: comma-separated mode names').optional(),
+      timeZone: z.string().regex(/^(SYSTEM|[+-]\d{1,2}:\d{2}|[A-Za-z_]+(\/[A-Za-z0-9_+-]+)*)$/, 'a time zone: SYSTEM, +08:00 or a named zone').optional(),
+    })
+    .optional(),
+});
+
 const mysql = z.strictObject({
   topology: z.enum(['standalone', 'replication', 'galera']),
   user: z.string().min(1),
   password: secretRef,
   nodes: z.array(mysqlNode).min(1),
   connectTimeoutMs: z.number().int().positive().default(5000),
+  migrations: z.record(z.string().regex(/^[a-z0-9]([a-z0-9_-]{0,62}[a-z0-9])?$/, 'a migration set name of lowercase letters, digits, "_" and "-"'), migrationSet).optional(),
 });
 
 const etcd = z.strictObject({
@@ -104,6 +126,7 @@ const profileFile = z.strictObject({
 export type ClusterProfile = z.infer<typeof clusterProfile>;
 export type MysqlProfile = z.infer<typeof mysql>;
 export type MysqlNodeProfile = z.infer<typeof mysqlNode>;
+export type MigrationSetProfile = z.infer<typeof migrationSet>;
 export type EtcdProfile = z.infer<typeof etcd>;
 export type S3Profile = z.infer<typeof s3>;
 export type HealthThresholds = z.infer<typeof health>;
@@ -176,12 +199,17 @@ export function parseProfiles(text: string, source: string): Map<string, Cluster
   return new Map(Object.entries(parsed.data.clusters));
 }
 
-export function loadProfiles(path: string): Map<string, ClusterProfile> {
+export function loadProfiles(file: string): Map<string, ClusterProfile> {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ProfileError(`${path}: cannot read the cluster profile file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new ProfileError(`${file}: cannot read the cluster profile file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  return parseProfiles(text, path);
+  const profiles = parseProfiles(text, file);
+  // Migration directories are relative to the profile file, like the ConfigMap they come with.
+  for (const profile of profiles.values()) {
+    for (const set of Object.values(profile.mysql?.migrations ?? {})) set.directory = path.resolve(path.dirname(file), set.directory);
+  }
+  return profiles;
 }

@@ -1,15 +1,18 @@
 // The command-line client: start a runbook and follow it, show or cancel a run, list runs.
 // Every error is one line on stderr; the exit code says what happened (see usage).
 import { parseArgs } from 'node:util';
-import { Client, Connection, WorkflowFailedError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
+import os from 'node:os';
+import { Client, Connection, WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, TemporalFailure } from '@temporalio/common';
 import { loadCodecKeys } from '../worker/codec';
 import { ConfigError, loadTemporalConnectionConfig } from '../worker/config';
 import { dataConverter } from '../worker/data-converter';
 import {
+  approveUpdate,
   getLockStateQuery,
   getProgressQuery,
   lockWorkflowId,
+  rejectUpdate,
   searchAttributes,
   TASK_QUEUE_DEFAULT,
   type RunbookProgress,
@@ -21,6 +24,8 @@ const USAGE = `usage:
   runbook status <workflow-id>                                  progress and result of a run
   runbook status --cluster NAME                                 who holds the cluster's lock, and who waits
   runbook cancel <workflow-id>                                  request cancellation (compensation runs)
+  runbook approve <workflow-id> [--comment TEXT] [--by NAME]    approve the step the run waits on
+  runbook reject <workflow-id> --reason TEXT [--by NAME]        reject it: the run ends without the step
   runbook list [--cluster NAME] [--limit N]                     recent runs
 runbooks:
 ${Object.entries(RUNBOOKS).map(([name, spec]) => `  ${name.padEnd(16)} ${spec.description}`).join('\n')}
@@ -193,6 +198,46 @@ async function cancel(workflowId: string | undefined): Promise<number> {
   return 0;
 }
 
+/** Approves or rejects the step a run waits on (the approve / reject updates). */
+async function decide(decision: 'approve' | 'reject', args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: { comment: { type: 'string' }, reason: { type: 'string' }, by: { type: 'string' } },
+    allowPositionals: true,
+    strict: true,
+  });
+  const workflowId = positionals[0];
+  if (!workflowId) throw new UsageError(`${decision}: a workflow id is required`);
+  if (decision === 'reject' && !values.reason) throw new UsageError('reject: --reason TEXT is required');
+  if (decision === 'approve' && values.reason) throw new UsageError('approve: use --comment, not --reason');
+  if (decision === 'reject' && values.comment) throw new UsageError('reject: use --reason, not --comment');
+  const by = values.by ?? os.userInfo().username;
+  const { client } = await connect();
+  const handle = client.workflow.getHandle(workflowId);
+  try {
+    const state =
+      decision === 'approve'
+        ? await handle.executeUpdate(approveUpdate, { args: [{ by, ...(values.comment ? { comment: values.comment } : {}) }] })
+        : await handle.executeUpdate(rejectUpdate, { args: [{ by, reason: values.reason! }] });
+    process.stdout.write(`${workflowId}: ${state.state} by ${state.by ?? by} at ${state.decidedAt ?? '?'}${state.comment ? `: ${state.comment}` : ''}\n`);
+    return 0;
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError) {
+      process.stderr.write(`runbook: ${decision} refused: ${rootCauseMessage(err).message}\n`);
+      return 1;
+    }
+    if (err instanceof WorkflowNotFoundError) {
+      // An update to a run that has ended reads as "not found": say which it is.
+      const status = await handle.describe().then((d) => d.status.name, () => null);
+      if (status) {
+        process.stderr.write(`runbook: ${decision} refused: ${workflowId} has ended (${status})\n`);
+        return 1;
+      }
+    }
+    throw err;
+  }
+}
+
 async function list(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { cluster: { type: 'string' }, limit: { type: 'string', default: '20' } }, strict: true });
   const limit = Number(values.limit);
@@ -227,6 +272,9 @@ export async function runCli(argv: string[]): Promise<number> {
         return await cancel(rest[0]);
       case 'list':
         return await list(rest);
+      case 'approve':
+      case 'reject':
+        return await decide(command, rest);
       default:
         return await startRunbook(command, rest);
     }

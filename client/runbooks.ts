@@ -2,6 +2,7 @@
 // and how the result is shown. A mutating runbook's id is fixed per cluster, so Temporal itself
 // refuses a second one while the first runs.
 import type { ClusterHealthReport } from '../workflows/health';
+import type { MigrateSchemaResult } from '../workflows/migrateSchema';
 
 export interface RunbookSpec {
   workflowType: string;
@@ -46,11 +47,29 @@ function renderHealth(result: unknown): { lines: string[]; exitCode: number } {
   return { lines, exitCode: report.verdict === 'healthy' ? 0 : report.verdict === 'degraded' ? 4 : 5 };
 }
 
+function renderMigration(result: unknown): { lines: string[]; exitCode: number } {
+  const r = result as MigrateSchemaResult;
+  const lines = [r.summary, `  server ${r.server}; session sql_mode=${r.session.sqlMode || "''"} time_zone=${r.session.timeZone}`];
+  for (const s of r.dryRun?.statements ?? []) {
+    if (s.outcome === 'ok') continue;
+    lines.push(`  ${s.outcome === 'failed' ? '✗' : '='} ${s.file} statement ${s.statement} (line ${s.line}): ${s.outcome}${s.detail ? `: ${s.detail}` : ''}${s.error ? `: ${s.error.message}` : ''}`);
+  }
+  for (const s of r.apply?.recognised ?? []) lines.push(`  = ${s.file} statement ${s.statement} (line ${s.line}) recorded without running: ${s.detail ?? ''}`);
+  for (const w of r.warnings) lines.push(`  ! ${w}`);
+  return { lines, exitCode: 0 };
+}
+
 export const RUNBOOKS: Record<string, RunbookSpec> = {
   clusterHealth: {
     workflowType: 'clusterHealth',
     description: 'check every part of a cluster and report healthy / degraded / down (read-only, no lock)',
     workflowId: (cluster, now) => `clusterHealth/${cluster}/${now.toISOString()}`,
     render: renderHealth,
+  },
+  migrateSchema: {
+    workflowType: 'migrateSchema',
+    description: 'apply a versioned SQL migration set: pre-flight, dry-run, optional approval, resumable apply, verify (--input {"set": "..."})',
+    workflowId: (cluster) => `migrateSchema/${cluster}`,
+    render: renderMigration,
   },
 };

@@ -1,6 +1,6 @@
 // Named timeout and retry profiles for proxied activities. A runbook picks the profile that fits
 // the step instead of inventing numbers at each call site.
-import type { ActivityOptions } from '@temporalio/workflow';
+import { ActivityCancellationType, type ActivityOptions } from '@temporalio/workflow';
 
 /** Errors that no retry can fix: the caller must see them at once. */
 export const NON_RETRYABLE = [
@@ -9,6 +9,9 @@ export const NON_RETRYABLE = [
   'KubernetesUnconfigured', 'KubernetesUnauthorized', 'KubernetesForbidden', 'KubernetesNotFound', 'KubernetesInvalid',
   // A wait ended without the state it waited for: the runbook decides (roll back, investigate), a retry would not.
   'RolloutTimedOut', 'JobFailed', 'JobTimedOut', 'JobConflict',
+  // A schema migration that a retry cannot fix: bad files or set, a refused statement, a state to look at by hand.
+  'UnknownMigrationSet', 'MigrationInvalid', 'MigrationChecksumMismatch', 'MigrationFilesChanged', 'MigrationPreflightFailed',
+  'MigrationSessionChanged', 'MigrationStatementFailed', 'MigrationConflict', 'MigrationUncertain',
 ];
 
 /** Reading the profile: local, fast, retried a few times only for worker-side hiccups. */
@@ -52,4 +55,22 @@ export const metadataIo: ActivityOptions = {
   startToCloseTimeout: '4 hours',
   heartbeatTimeout: '1 minute',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes: [...NON_RETRYABLE, 'MigrationFailed', 'BackupCorrupt', 'UnknownUpgrade'] },
+};
+
+/** Schema migration pre-flight, verify and scratch cleanup: a handful of queries each. */
+export const migrationCheck: ActivityOptions = {
+  startToCloseTimeout: '5 minutes',
+  retry: { initialInterval: '2 seconds', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
+};
+
+/**
+ * Schema migration dry-run and apply: as long as the statements take (an ALTER of a large table
+ * takes hours), alive while they heartbeat. A retry resumes from the ledger; the workflow waits for
+ * a cancelled attempt to stop between two statements before it releases the cluster lock.
+ */
+export const migrationRun: ActivityOptions = {
+  startToCloseTimeout: '24 hours',
+  heartbeatTimeout: '20 seconds',
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
 };

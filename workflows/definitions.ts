@@ -1,7 +1,7 @@
 // Signals, queries, updates and search attributes shared by the workflows, the worker and the client.
 // Only pure imports here: this file is bundled into the workflow sandbox.
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 
 export const TASK_QUEUE_DEFAULT = 'db-runbooks';
 
@@ -28,9 +28,41 @@ export interface RunbookProgress {
   currentStep: string | null;
   steps: StepProgress[];
   outcome: 'running' | 'succeeded' | 'failed' | 'rolled back' | 'cancelled' | 'skipped';
+  /** Present on runbooks with an approval gate. */
+  approval?: ApprovalState;
 }
 
 export const getProgressQuery = defineQuery<RunbookProgress>('getProgress');
+
+// ---------------------------------------------------------------- approval gates (any runbook)
+
+export interface ApprovalState {
+  state: 'not requested' | 'waiting' | 'approved' | 'rejected' | 'expired';
+  /** What the operator is asked to approve, e.g. the dry-run's summary. */
+  request?: string;
+  requestedAt?: string;
+  deadline?: string;
+  decidedAt?: string;
+  /** Who decided, as the client reports it. */
+  by?: string;
+  /** The approver's comment, or the reason for a rejection. */
+  comment?: string;
+}
+
+export interface ApproveArgs {
+  comment?: string;
+  by?: string;
+}
+
+export interface RejectArgs {
+  reason: string;
+  by?: string;
+}
+
+/** Approves the step a runbook waits on; refused (not recorded) when nothing waits for approval. */
+export const approveUpdate = defineUpdate<ApprovalState, [ApproveArgs]>('approve');
+/** Rejects it: the runbook ends without doing the step, and says why. */
+export const rejectUpdate = defineUpdate<ApprovalState, [RejectArgs]>('reject');
 
 // ---------------------------------------------------------------- the cluster lock (DESIGN rule 1)
 

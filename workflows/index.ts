@@ -1,5 +1,6 @@
 // Every runbook the worker registers. One runbook per file.
 export { clusterHealth } from './clusterHealth';
 export { clusterLock } from './clusterLock';
+export { migrateSchema } from './migrateSchema';
 export { upgradeCluster } from './upgradeCluster';
 export { downgradeCluster } from './downgradeCluster';

@@ -25,6 +25,18 @@ describe('cluster profile validation names the file, the field and what was expe
     ['clusters:\n  local:\n    etcd: { endpoints: [localhost-2379] }', 'f.yaml: clusters.local.etcd.endpoints[0]: expected a URL, got "localhost-2379"'],
     ['clusters:\n  local:\n    s3: { bucket: b, prefix: no-slash }', 'f.yaml: clusters.local.s3.bucket: expected an S3 bucket name, got "b"'],
     ['clusters:\n  local:\n    s3: { bucket: backups, prefix: no-slash }', 'f.yaml: clusters.local.s3.prefix: expected empty or a key prefix ending in "/", got "no-slash"'],
+    [
+      `${mysqlSection('')}      migrations:\n        temporal: { directory: /m, database: "temporal; DROP TABLE x" }\n`,
+      'f.yaml: clusters.local.mysql.migrations.temporal.database: expected a name of letters, digits and "_" (at most 64), got "temporal; DROP TABLE x"',
+    ],
+    [
+      `${mysqlSection('')}      migrations:\n        Temporal: { directory: /m, database: temporal }\n`,
+      'f.yaml: clusters.local.mysql.migrations.Temporal: not a valid name',
+    ],
+    [
+      `${mysqlSection('')}      migrations:\n        temporal: { directory: /m, database: t, session: { timeZone: "'; DROP" } }\n`,
+      'f.yaml: clusters.local.mysql.migrations.temporal.session.timeZone: expected a time zone: SYSTEM, +08:00 or a named zone',
+    ],
     ['clusters: [1, 2]', 'f.yaml: clusters: expected an object, got a list'],
     ['other: {}', 'f.yaml: clusters: required'],
     ['clusters: {a: [}', 'f.yaml: not valid YAML'],
@@ -50,6 +62,13 @@ describe('cluster profile validation names the file, the field and what was expe
     expect(profiles.get('local')!.health.maxReplicationLagSeconds).toBe(30);
     const local = loadProfiles(path.join(__dirname, '..', '..', 'config', 'clusters.local.yaml'));
     expect([...local.keys()]).toEqual(expect.arrayContaining(['local', 'pair', 'galera']));
+    // A migration directory is relative to the profile file, like the ConfigMap it comes with.
+    expect(local.get('local')!.mysql!.migrations!.temporal).toEqual({
+      directory: path.join(__dirname, '..', '..', 'examples', 'migrations', 'temporal-mysql'),
+      database: 'temporal',
+      ledgerTable: 'db_runbooks_migrations',
+      createDatabase: true,
+    });
   });
 });
 
