@@ -183,23 +183,25 @@ export function createMetadataActivities(deps: MetadataDeps) {
       const rebased = steps.map((s) => rebaseStep(s, metadataPrefix, prefix));
       const touched = touchedBy(rebased);
       const expectedUntouched = new Digester();
-      const touchedBefore = new Map<string, string>();
+      const touchedBefore = new Map<string, Buffer>();
       for await (const r of readDump(deps, cluster, dumpObject)) {
         const key = rebaseKey(r.key, metadataPrefix, prefix);
-        if (isTouched(key.toString(), touched)) touchedBefore.set(key.toString(), r.value.toString());
+        if (isTouched(key.toString(), touched)) touchedBefore.set(key.toString(), r.value);
         else expectedUntouched.add(key, r.value);
       }
       const actualUntouched = new Digester();
-      const touchedNow = new Map<string, string>();
+      const touchedNow = new Map<string, Buffer>();
       for await (const r of readPrefix(client, prefix)) {
-        if (isTouched(r.key.toString(), touched)) touchedNow.set(r.key.toString(), r.value.toString());
+        if (isTouched(r.key.toString(), touched)) touchedNow.set(r.key.toString(), r.value);
         else actualUntouched.add(r.key, r.value);
         if ((actualUntouched.keyCount + touchedNow.size) % 5000 === 0) heartbeat({ phase: 'verify', read: actualUntouched.keyCount + touchedNow.size });
       }
       const expectedTouched = applyMigration(touchedBefore, rebased);
       const differences: string[] = [];
       for (const key of new Set([...expectedTouched.keys(), ...touchedNow.keys()])) {
-        if (expectedTouched.get(key) !== touchedNow.get(key)) differences.push(key);
+        const want = expectedTouched.get(key);
+        const got = touchedNow.get(key);
+        if (!want || !got || !want.equals(got)) differences.push(key);
       }
       const expected = expectedUntouched.result();
       const actual = actualUntouched.result();
@@ -227,11 +229,11 @@ export function createMetadataActivities(deps: MetadataDeps) {
       const step = steps[i]!;
       // Re-read before each step: after a crash the step may be half or wholly applied, and
       // stepChanges then yields only what is left to do.
-      const values = new Map<string, string>();
+      const values = new Map<string, Buffer>();
       if (step.op === 'renamePrefix') {
-        for await (const r of readPrefix(client, step.from)) values.set(r.key.toString(), r.value.toString());
+        for await (const r of readPrefix(client, step.from)) values.set(r.key.toString(), r.value);
       } else {
-        const value = await client.get(step.key).string();
+        const value = await client.get(step.key).buffer();
         if (value !== null) values.set(step.key, value);
       }
       const needed = [...values.keys()];
@@ -242,7 +244,7 @@ export function createMetadataActivities(deps: MetadataDeps) {
         throw ApplicationFailure.nonRetryable(`migration step ${i} (${step.op}) failed: ${(err as Error).message}`, 'MigrationFailed');
       }
       const ops: IRequestOp[] = [
-        ...[...changes.puts].map(([key, value]) => ({ request_put: { key: Buffer.from(key), value: Buffer.from(value) } })),
+        ...[...changes.puts].map(([key, value]) => ({ request_put: { key: Buffer.from(key), value } })),
         ...[...changes.deletes].map((key) => ({ request_delete_range: { key: Buffer.from(key) } })),
       ];
       // Puts before deletes: an interrupted rename leaves both copies, never neither.

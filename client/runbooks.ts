@@ -2,6 +2,7 @@
 // and how the result is shown. A mutating runbook's id is fixed per cluster, so Temporal itself
 // refuses a second one while the first runs.
 import type { ClusterHealthReport } from '../workflows/health';
+import type { ClusterChangeResult } from '../workflows/upgrade-engine';
 import type { MigrateSchemaResult } from '../workflows/migrateSchema';
 
 export interface RunbookSpec {
@@ -59,6 +60,19 @@ function renderMigration(result: unknown): { lines: string[]; exitCode: number }
   return { lines, exitCode: 0 };
 }
 
+function renderChange(result: unknown): { lines: string[]; exitCode: number } {
+  const r = result as ClusterChangeResult;
+  const lines = [`cluster ${r.cluster}: ${r.outcome.toUpperCase()}: ${r.summary}`];
+  lines.push(`  backup: s3 ${r.backup.objectKey} (${r.backup.keyCount} keys, sha256 ${r.backup.sha256})`);
+  if (r.verification) {
+    const { added, changed, removed } = r.verification.changes;
+    for (const k of added) lines.push(`  + ${k}`);
+    for (const k of changed) lines.push(`  ~ ${k}`);
+    for (const k of removed) lines.push(`  - ${k}`);
+  }
+  return { lines, exitCode: 0 };
+}
+
 export const RUNBOOKS: Record<string, RunbookSpec> = {
   clusterHealth: {
     workflowType: 'clusterHealth',
@@ -71,5 +85,17 @@ export const RUNBOOKS: Record<string, RunbookSpec> = {
     description: 'apply a versioned SQL migration set: pre-flight, dry-run, optional approval, resumable apply, verify (--input {"set": "..."})',
     workflowId: (cluster) => `migrateSchema/${cluster}`,
     render: renderMigration,
+  },
+  upgradeCluster: {
+    workflowType: 'upgradeCluster',
+    description: 'stop, back up and dry-run the metadata migration, migrate, deploy --input {"targetImage": ...}; rolls back on failure',
+    workflowId: (cluster) => `upgradeCluster/${cluster}`,
+    render: renderChange,
+  },
+  downgradeCluster: {
+    workflowType: 'downgradeCluster',
+    description: 'undo an upgrade with its own backup --input {"upgradeWorkflowId": "upgradeCluster/<cluster>"}',
+    workflowId: (cluster) => `downgradeCluster/${cluster}`,
+    render: renderChange,
   },
 };

@@ -1,7 +1,9 @@
 // Declarative metadata migrations for etcd: validation (in the workflow, before any side effect)
 // and their effect on a set of keys (pure: the dry-run's expectation, and the post-upgrade
 // validation "the keys equal the pre-upgrade keys plus exactly the declared changes").
-// Keys and values are UTF-8 strings; keys are absolute and must lie under the metadata prefix.
+// Keys are UTF-8 and absolute (under the metadata prefix); values are bytes, moved untouched,
+// except where a step writes one. Workflows only validate specs; the value functions run in
+// activities and tests.
 
 export type EtcdMigrationStep =
   | { op: 'put'; key: string; value: string }
@@ -92,6 +94,8 @@ export class MigrationStepError extends Error {
   override name = 'MigrationStepError';
 }
 
+export type Value = Buffer;
+
 /** Sets path (dotted) in a JSON document, creating objects on the way. */
 export function setJsonField(document: string, key: string, path: string, value: unknown): string {
   let parsed: unknown;
@@ -117,13 +121,15 @@ export function setJsonField(document: string, key: string, path: string, value:
  * One step's effect on keys: the puts and deletes it makes. A step whose effect is already there
  * (applied before a crash) yields no change, which makes applying twice the same as once.
  */
-export function stepChanges(step: EtcdMigrationStep, read: (key: string) => string | undefined, keysUnder: (prefix: string) => string[]): { puts: Map<string, string>; deletes: Set<string> } {
-  const puts = new Map<string, string>();
+export function stepChanges(step: EtcdMigrationStep, read: (key: string) => Value | undefined, keysUnder: (prefix: string) => string[]): { puts: Map<string, Value>; deletes: Set<string> } {
+  const puts = new Map<string, Value>();
   const deletes = new Set<string>();
   switch (step.op) {
-    case 'put':
-      if (read(step.key) !== step.value) puts.set(step.key, step.value);
+    case 'put': {
+      const value = Buffer.from(step.value);
+      if (!read(step.key)?.equals(value)) puts.set(step.key, value);
       break;
+    }
     case 'delete':
       if (read(step.key) !== undefined) deletes.add(step.key);
       break;
@@ -134,11 +140,12 @@ export function stepChanges(step: EtcdMigrationStep, read: (key: string) => stri
       }
       break;
     case 'setJsonField': {
-      const current = read(step.key);
-      if (current === undefined) throw new MigrationStepError(`setJsonField ${step.key}: no such key`);
+      const stored = read(step.key);
+      if (stored === undefined) throw new MigrationStepError(`setJsonField ${step.key}: no such key`);
+      const current = stored.toString('utf8');
       const next = setJsonField(current, step.key, step.path, step.value);
       // Compared in canonical form: a document already carrying the value is left as it is.
-      if (JSON.stringify(JSON.parse(current)) !== next) puts.set(step.key, next);
+      if (JSON.stringify(JSON.parse(current)) !== next) puts.set(step.key, Buffer.from(next));
       break;
     }
   }
@@ -146,7 +153,7 @@ export function stepChanges(step: EtcdMigrationStep, read: (key: string) => stri
 }
 
 /** The keys after every step, from the keys before: what a correct migration must produce. */
-export function applyMigration(before: ReadonlyMap<string, string>, steps: readonly EtcdMigrationStep[]): Map<string, string> {
+export function applyMigration(before: ReadonlyMap<string, Value>, steps: readonly EtcdMigrationStep[]): Map<string, Value> {
   const keys = new Map(before);
   for (const step of steps) {
     const { puts, deletes } = stepChanges(
@@ -161,13 +168,13 @@ export function applyMigration(before: ReadonlyMap<string, string>, steps: reado
 }
 
 /** What changed between two key sets, for the report. */
-export function diffKeys(before: ReadonlyMap<string, string>, after: ReadonlyMap<string, string>): { added: string[]; changed: string[]; removed: string[] } {
+export function diffKeys(before: ReadonlyMap<string, Value>, after: ReadonlyMap<string, Value>): { added: string[]; changed: string[]; removed: string[] } {
   const added: string[] = [];
   const changed: string[] = [];
   const removed: string[] = [];
   for (const [k, v] of after) {
     if (!before.has(k)) added.push(k);
-    else if (before.get(k) !== v) changed.push(k);
+    else if (!before.get(k)!.equals(v)) changed.push(k);
   }
   for (const k of before.keys()) if (!after.has(k)) removed.push(k);
   return { added: added.sort(), changed: changed.sort(), removed: removed.sort() };

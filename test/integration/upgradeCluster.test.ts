@@ -76,15 +76,10 @@ async function newCluster(keys = 200): Promise<TestCluster> {
   const cluster = clusters[clusterCounter++]!;
   await createStatefulSet(admin, namespace, { name: cluster.workload, replicas: 2, image: OLD, container: 'greptimedb' });
   await readyReplicas(cluster, 2);
-  const writes: Promise<unknown>[] = [];
-  for (let i = 0; i < keys; i += 1) {
-    writes.push(etcd.put(`${cluster.prefix}catalog/table-${String(i).padStart(5, '0')}`).value(JSON.stringify({ id: i, name: `t${i}`, spec: { version: 1 } })));
-  }
-  writes.push(etcd.put(`${cluster.prefix}schema_version`).value('1'));
-  writes.push(etcd.put(`${cluster.prefix}legacy/a`).value('A'));
-  writes.push(etcd.put(`${cluster.prefix}legacy/b`).value(Buffer.from([0, 1, 2, 255])));
-  writes.push(etcd.put(`${cluster.prefix}not-json`).value('plain'));
-  await Promise.all(writes);
+  const puts: [string, string | Buffer][] = [];
+  for (let i = 0; i < keys; i += 1) puts.push([`${cluster.prefix}catalog/table-${String(i).padStart(5, '0')}`, JSON.stringify({ id: i, name: `t${i}`, spec: { version: 1 } })]);
+  puts.push([`${cluster.prefix}schema_version`, '1'], [`${cluster.prefix}legacy/a`, 'A'], [`${cluster.prefix}legacy/b`, Buffer.from([0, 1, 2, 255])], [`${cluster.prefix}not-json`, 'plain']);
+  for (let i = 0; i < puts.length; i += 500) await Promise.all(puts.slice(i, i + 500).map(([k, v]) => etcd.put(k).value(v).exec()));
   return cluster;
 }
 
@@ -181,9 +176,7 @@ test('a successful upgrade migrates the metadata as declared, deploys the image 
 
   expect(result).toMatchObject({ outcome: 'upgraded', fromImage: OLD, toImage: NEW, replicas: 2 });
   expect(await workloadState(cluster)).toEqual({ image: NEW, replicas: 2, ready: 2 });
-  const expected = applyMigration(new Map([...before].map(([k, v]) => [k, v.toString('latin1')])), spec.steps);
-  const after = await metadata(cluster);
-  expect(new Map([...after].map(([k, v]) => [k, v.toString('latin1')]))).toEqual(expected);
+  expect(await metadata(cluster)).toEqual(applyMigration(before, spec.steps));
   expect(result.verification!.changes).toEqual({
     added: [`${cluster.prefix}archive/a`, `${cluster.prefix}archive/b`],
     changed: [`${cluster.prefix}catalog/table-00007`, `${cluster.prefix}schema_version`],
@@ -300,8 +293,7 @@ test('the worker killed during the backup: the upgrade completes after a restart
     await process1.waitUntilPolling();
     const result = await handle.result();
     expect(result.outcome).toBe('upgraded');
-    const expected = applyMigration(new Map([...before].map(([k, v]) => [k, v.toString('latin1')])), spec.steps);
-    expect(new Map([...(await metadata(cluster))].map(([k, v]) => [k, v.toString('latin1')]))).toEqual(expected);
+    expect(await metadata(cluster)).toEqual(applyMigration(before, spec.steps));
     // The retried backup wrote the same object again: one dump, no leftover partial upload.
     expect(await objectsUnder(`${cluster.s3Prefix}upgrades/upgradeCluster_${cluster.name}/`)).toEqual(['manifest.json', 'metadata.jsonl.gz']);
     expect(result.backup.keyCount).toBe(before.size);
@@ -328,4 +320,25 @@ test.each([
   expect(failure.nonRetryable).toBe(true);
   expect(failure.message).toContain(message);
   expect(await workloadState(cluster)).toEqual({ image: OLD, replicas: 2, ready: 2 });
+});
+
+test('two upgrades of one cluster: the second waits for the lock, then runs', async () => {
+  const cluster = await newCluster();
+  const first = await start(cluster, { targetImage: NEW, requireApproval: true });
+  await eventually('the approval gate', async () => ((await first.query(getProgressQuery)).approval?.state === 'waiting' ? true : undefined));
+  // Started by hand from the UI under another id: the cluster lock, not the id, keeps it apart.
+  const second = await env.client.workflow.start(upgradeCluster, {
+    taskQueue: worker.taskQueue,
+    workflowId: `upgradeCluster/${cluster.name}/manual-2`,
+    args: [{ cluster: cluster.name, targetImage: NEW, dryRunOnly: true }],
+  });
+  await eventually('the second to wait for the lock', async () => {
+    const progress = await second.query(getProgressQuery);
+    return progress.currentStep === 'cluster lock' && progress.steps.find((s) => s.name === 'pre-flight')?.state === 'pending' ? true : undefined;
+  });
+  expect(await workloadState(cluster)).toMatchObject({ replicas: 0 });
+  await first.executeUpdate(approveUpdate, { args: [{ by: 'test' }] });
+  expect((await first.result()).outcome).toBe('upgraded');
+  const dryRun = await second.result();
+  expect(dryRun).toMatchObject({ outcome: 'dry-run', fromImage: NEW });
 });

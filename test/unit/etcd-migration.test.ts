@@ -1,13 +1,14 @@
 import { applyMigration, diffKeys, migrationSpecProblems, rebaseStep, stepChanges, type EtcdMigrationStep } from '../../workflows/etcd-migration';
 
 const P = '/greptime/';
-const before = new Map([
-  [`${P}catalog/1`, '{"name":"t1","spec":{"version":1}}'],
-  [`${P}catalog/2`, '{"name":"t2"}'],
-  [`${P}old/a`, 'A'],
-  [`${P}old/b`, 'B'],
-  [`${P}gone`, 'x'],
+const before = new Map<string, Buffer>([
+  [`${P}catalog/1`, Buffer.from('{"name":"t1","spec":{"version":1}}')],
+  [`${P}catalog/2`, Buffer.from('{"name":"t2"}')],
+  [`${P}old/a`, Buffer.from('A')],
+  [`${P}old/b`, Buffer.from([0, 0xff, 0xfe])],
+  [`${P}gone`, Buffer.from('x')],
 ]);
+const text = (m: Map<string, Buffer>) => Object.fromEntries([...m].map(([k, v]) => [k, v.toString('latin1')]));
 
 const steps: EtcdMigrationStep[] = [
   { op: 'put', key: `${P}schema_version`, value: '2' },
@@ -18,11 +19,12 @@ const steps: EtcdMigrationStep[] = [
 
 test('a migration transforms the keys as declared, and the diff names every change', () => {
   const after = applyMigration(before, steps);
-  expect(Object.fromEntries(after)).toEqual({
+  expect(text(after)).toEqual({
     [`${P}catalog/1`]: '{"name":"t1","spec":{"version":2}}',
     [`${P}catalog/2`]: '{"name":"t2"}',
     [`${P}new/a`]: 'A',
-    [`${P}new/b`]: 'B',
+    // Bytes that are not UTF-8 move unchanged.
+    [`${P}new/b`]: '\u0000\u00ff\u00fe',
     [`${P}schema_version`]: '2',
   });
   expect(diffKeys(before, after)).toEqual({
