@@ -35,6 +35,7 @@ export interface ClusterPlan {
   failoverStrategy?: string;
   health: HealthThresholds;
   lock: { waitSeconds: number; leaseSeconds: number };
+  addressRefresh?: { registry: 'sql' | 'etcd' | 'command'; quietSeconds: number; watch: boolean };
 }
 
 export function planOf(cluster: string, profile: ClusterProfile): ClusterPlan {
@@ -52,6 +53,11 @@ export function planOf(cluster: string, profile: ClusterProfile): ClusterPlan {
     failoverStrategy: profile.failover?.strategy,
     health: profile.health,
     lock: profile.lock,
+    addressRefresh: profile.addressRefresh && {
+      registry: profile.addressRefresh.registry.kind,
+      quietSeconds: profile.addressRefresh.quietSeconds,
+      watch: profile.addressRefresh.watch,
+    },
   };
 }
 

@@ -1,4 +1,5 @@
 // All activities, built from the connectors the worker (or a test) hands in.
+import { createAddressRegistryActivities } from './address-registry';
 import { createClusterActivities, createProfileSource, type ProfileSource } from './cluster';
 import { createEtcdActivities, createEtcdConnector, type EtcdConnector } from './etcd';
 import {
@@ -14,7 +15,7 @@ import { createDirectorySource, createMigrationActivities, type MigrationFileSou
 import { createMysqlActivities, createMysqlConnector, type MysqlConnector } from './mysql';
 import type { ClusterProfile } from './profile';
 import { createS3Activities, createS3Connector, type S3Connector } from './s3';
-import { createSecretResolver } from './secrets';
+import { createSecretResolver, type SecretResolver } from './secrets';
 import { createTemporalActivities, type TemporalDeps } from './temporal';
 
 export interface Connectors {
@@ -23,6 +24,7 @@ export interface Connectors {
   etcd: EtcdConnector;
   s3: S3Connector;
   kubernetes: KubernetesConnector;
+  secrets: SecretResolver;
   /** Where migration sets' files are read from: the worker's file system. */
   migrationFiles: MigrationFileSource;
 }
@@ -45,6 +47,7 @@ export function createConnectors(options: {
     etcd: createEtcdConnector({ profiles, secrets }),
     s3: createS3Connector({ profiles, secrets }),
     kubernetes: createKubernetesConnector({ profiles, clients: kubernetesClients }),
+    secrets,
     migrationFiles: createDirectorySource(),
   };
 }
@@ -58,6 +61,7 @@ export function createActivities(connectors: Connectors & TemporalDeps, options:
     ...createEtcdActivities({ etcd: connectors.etcd }),
     ...createS3Activities({ s3: connectors.s3 }),
     ...createMetadataActivities({ etcd: connectors.etcd, s3: connectors.s3 }),
+    ...createAddressRegistryActivities({ ...connectors, pollIntervalMs: options.kubernetesPollIntervalMs }),
     ...createKubernetesActivities({ kubernetes: connectors.kubernetes, pollIntervalMs: options.kubernetesPollIntervalMs }),
   };
 }

@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import {
   AppsV1Api,
   BatchV1Api,
+  CoordinationV1Api,
   CoreV1Api,
   KubeConfig,
   PatchStrategy,
@@ -32,6 +33,8 @@ export interface KubernetesClients {
   core: CoreV1Api;
   apps: AppsV1Api;
   batch: BatchV1Api;
+  /** Leases: the pod watcher's leader election. */
+  coordination: CoordinationV1Api;
   /** Watch streams: the generated clients cannot stream. */
   watch: Watch;
 }
@@ -44,6 +47,7 @@ export function kubernetesClientsFor(config: KubeConfig): KubernetesClients {
     core: config.makeApiClient(CoreV1Api),
     apps: config.makeApiClient(AppsV1Api),
     batch: config.makeApiClient(BatchV1Api),
+    coordination: config.makeApiClient(CoordinationV1Api),
     watch: new Watch(config),
   };
 }
@@ -404,7 +408,7 @@ function readWorkload(t: KubernetesTarget & { workload: WorkloadProfile }): Prom
   );
 }
 
-async function listPodFacts(t: KubernetesTarget, selector: string): Promise<PodFacts[]> {
+export async function listPodFacts(t: KubernetesTarget, selector: string): Promise<PodFacts[]> {
   const list = await call({ verb: 'list', resource: 'pods', namespace: t.namespace }, () =>
     t.api.core.listNamespacedPod({ namespace: t.namespace, labelSelector: selector }),
   );

@@ -99,6 +99,50 @@ const health = z.strictObject({
   recentRestartSeconds: z.number().int().positive().default(3600),
 });
 
+const addressRegistry = z.discriminatedUnion(
+  'kind',
+  [
+    z.strictObject({
+      kind: z.literal('sql'),
+      /** The MySQL node (of the mysql section) that holds the catalog; default the first one. */
+      node: z.string().optional(),
+      database: sqlIdentifier,
+      table: sqlIdentifier,
+      columns: z.strictObject({ name: sqlIdentifier, host: sqlIdentifier, port: sqlIdentifier, role: sqlIdentifier.optional() }),
+    }),
+    z.strictObject({
+      kind: z.literal('etcd'),
+      /** Each node is a JSON record {name, host, port, role} at <prefix><node name>. */
+      prefix: z.string().min(1),
+    }),
+    z.strictObject({
+      kind: z.literal('command'),
+      /** argv printing one registered node per line: name, host, port[, role], tab-separated. */
+      list: z.array(z.string()).min(1),
+      /** argv run once per node to change: {node} {host} {port} {role}, or {node:sql} etc. for an SQL string literal. */
+      update: z.array(z.string()).min(1),
+      /** Environment of both commands: plain values, or secret references (never in argv, where `ps` shows them). */
+      env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'), z.union([z.string(), secretRef])).default({}),
+      timeoutSeconds: z.number().int().positive().max(3600).default(60),
+    }),
+  ],
+  { error: 'a registry: { kind: sql, ... } or { kind: etcd, prefix } or { kind: command, list, update }' },
+);
+
+const addressRefresh = z.strictObject({
+  registry: addressRegistry,
+  /** The port each pod's database listens on: what the catalog records next to the pod's address. */
+  port,
+  /** A pod annotation that holds the node's name in the catalog; default the pod name. */
+  nodeNameAnnotation: z.string().min(1).optional(),
+  /** How long the refresh waits after the last pod change before it reads and writes (several pods restarting at once make one run). */
+  quietSeconds: z.number().min(0).max(600).default(5),
+  /** How long it waits for a pod that has no address yet. */
+  waitForAddressSeconds: z.number().int().min(0).max(3600).default(300),
+  /** Whether the worker watches this cluster's pods and starts a refresh on a change. */
+  watch: z.boolean().default(true),
+});
+
 const clusterProfile = z.strictObject({
   description: z.string().optional(),
   namespace: z.string().regex(CLUSTER_NAME_PATTERN, 'a Kubernetes namespace name').optional(),
@@ -109,6 +153,7 @@ const clusterProfile = z.strictObject({
   notify: notify.optional(),
   health: health.prefault({}),
   failover: z.strictObject({ strategy: z.enum(['gtid', 'galera', 'vitess']) }).optional(),
+  addressRefresh: addressRefresh.optional(),
   lock: z
     .strictObject({
       /** How long a runbook waits for the cluster lock before it fails naming the holder. */
@@ -130,6 +175,8 @@ export type MigrationSetProfile = z.infer<typeof migrationSet>;
 export type EtcdProfile = z.infer<typeof etcd>;
 export type S3Profile = z.infer<typeof s3>;
 export type HealthThresholds = z.infer<typeof health>;
+export type AddressRefreshProfile = z.infer<typeof addressRefresh>;
+export type AddressRegistryProfile = z.infer<typeof addressRegistry>;
 
 export class ProfileError extends Error {
   override name = 'ProfileError';

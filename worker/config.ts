@@ -39,6 +39,8 @@ export interface WorkerConfig {
   metricsAddress?: string;
   /** host:port of the /healthz and /readyz endpoint for Kubernetes probes, or undefined when off. */
   healthAddress?: string;
+  /** How long the pod watcher's leader holds its Lease without renewing (others take over after it). */
+  addressWatchLeaseSeconds: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -119,5 +121,6 @@ export function loadWorkerConfig(env: Env = process.env, cwd = process.cwd()): W
     codecKeys: loadCodecKeys(env),
     metricsAddress: listenAddress(env, 'DBR_METRICS_ADDRESS', '0.0.0.0:9464'),
     healthAddress: listenAddress(env, 'DBR_HEALTH_ADDRESS', '0.0.0.0:8080'),
+    addressWatchLeaseSeconds: wholeNumber(env, 'DBR_ADDRESS_WATCH_LEASE_SECONDS', 15, 3),
   };
 }

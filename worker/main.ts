@@ -2,9 +2,12 @@
 // clients, and a graceful shutdown on SIGTERM / SIGINT (the Runtime's default shutdown signals).
 import { existsSync } from 'node:fs';
 import http from 'node:http';
+import { hostname } from 'node:os';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import { createActivities, createConnectors } from '../activities';
+import { kubernetesClientSource } from '../activities/kubernetes';
+import { startAddressWatchers } from './address-watcher';
 import { DEFAULT_BUNDLE_PATH } from './bundle';
 import { ConfigError, loadWorkerConfig } from './config';
 import { dataConverter } from './data-converter';
@@ -76,9 +79,22 @@ async function main(): Promise<void> {
     workerOptions({ connection, config, activities: createActivities({ ...connectors, client }), workflowBundlePath: bundlePath, codecKeys: config.codecKeys }),
   );
   const probes = config.healthAddress ? serveProbes(config.healthAddress, worker) : undefined;
+  const watchers =
+    config.kubeconfigPath || process.env.KUBERNETES_SERVICE_HOST
+      ? startAddressWatchers({
+          profiles: config.profiles,
+          kubernetes: kubernetesClientSource({ kubeconfigPath: config.kubeconfigPath }),
+          client,
+          taskQueue: config.taskQueue,
+          identity: `${hostname()}/${process.pid}`,
+          logger,
+          leaseSeconds: config.addressWatchLeaseSeconds,
+        })
+      : undefined;
   try {
     await worker.run();
   } finally {
+    await watchers?.stop();
     probes?.close();
     await clientConnection.close();
     await connection.close();

@@ -74,3 +74,17 @@ export const migrationRun: ActivityOptions = {
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
 };
+
+/** Reading pods (which may wait for an address, with heartbeats) and the catalog: retried while it is unreachable. */
+export const addressRead: ActivityOptions = {
+  startToCloseTimeout: '1 hour',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 30, nonRetryableErrorTypes: NON_RETRYABLE },
+};
+
+/** Writing the catalog: idempotent (an update already in place counts as done), so retried freely. */
+export const catalogWrite: ActivityOptions = {
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 30, nonRetryableErrorTypes: [...NON_RETRYABLE, 'CatalogConflict', 'CatalogVerifyFailed', 'UnsafeCommandValue'] },
+};

@@ -102,3 +102,10 @@ export const renewLeaseSignal = defineSignal<[{ requestId: string }]>('renewLeas
 export const lockGrantedSignal = defineSignal<[Lease]>('lockGranted');
 export const lockDeniedSignal = defineSignal<[{ requestId: string; holder: Lease | null }]>('lockDenied');
 export const getLockStateQuery = defineQuery<LockState>('getLockState');
+
+// ---------------------------------------------------------------- node address refresh
+
+export const refreshWorkflowId = (cluster: string): string => `refreshNodeAddresses/${cluster}`;
+
+/** Sent by the pod watcher (signal-with-start): pods of the cluster changed address. */
+export const podsChangedSignal = defineSignal<[{ pods: string[]; at: string }]>('podsChanged');

@@ -4,3 +4,4 @@ export { clusterLock } from './clusterLock';
 export { migrateSchema } from './migrateSchema';
 export { upgradeCluster } from './upgradeCluster';
 export { downgradeCluster } from './downgradeCluster';
+export { refreshNodeAddresses } from './refreshNodeAddresses';

@@ -5,6 +5,7 @@ import path from 'node:path';
 import {
   AppsV1Api,
   BatchV1Api,
+  CoordinationV1Api,
   CoreV1Api,
   KubeConfig,
   KubernetesObjectApi,
@@ -75,7 +76,7 @@ export function recordingClients(kubeconfigPath: string): { clients: KubernetesC
     return startWatch(path, query, callback, done);
   };
   return {
-    clients: { core: new CoreV1Api(configuration), apps: new AppsV1Api(configuration), batch: new BatchV1Api(configuration), watch },
+    clients: { core: new CoreV1Api(configuration), apps: new AppsV1Api(configuration), batch: new BatchV1Api(configuration), coordination: new CoordinationV1Api(configuration), watch },
     requests,
   };
 }

@@ -11,6 +11,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { parseAllDocuments } from 'yaml';
 import { kubernetesClientsFor, kubernetesFailure, type KubernetesClients } from '../../activities/kubernetes';
+import { holdLease, releaseLease } from '../../worker/address-watcher';
 import { Kubelet } from '../helpers/kubelet';
 import {
   WORKER_KUBECONFIG,
@@ -184,6 +185,13 @@ test('every activity runs as the worker, and the manifests grant exactly the cal
   } finally {
     await kubelet.stopNode(node);
   }
+
+  // The pod watcher's leader election: create, renew (get + update), release.
+  expect(await holdLease(worker.clients, namespace, 'rbac-watch', 'worker-a', 15)).toBe(true);
+  expect(await holdLease(worker.clients, namespace, 'rbac-watch', 'worker-a', 15)).toBe(true);
+  expect(await holdLease(worker.clients, namespace, 'rbac-watch', 'worker-b', 15)).toBe(false);
+  await releaseLease(worker.clients, namespace, 'rbac-watch', 'worker-a');
+  expect(await holdLease(worker.clients, namespace, 'rbac-watch', 'worker-b', 15)).toBe(true);
 
   const used = [...new Set(worker.requests.map(permissionOf))].sort();
   expect(used).toEqual(permissionsGranted(manifests));
