@@ -9,10 +9,11 @@ import {
   type KubernetesClientSource,
   type KubernetesConnector,
 } from './kubernetes';
-import { createMysqlActivities, createMysqlConnector, type MysqlConnector } from './mysql';
+import { createGaleraActivities, createMysqlActivities, createMysqlConnector, createReplicationActivities, type MysqlConnector } from './mysql';
+import { createCommandRunner, createNodeControlActivities, type CommandRunner } from './nodes';
 import type { ClusterProfile } from './profile';
 import { createS3Activities, createS3Connector, type S3Connector } from './s3';
-import { createSecretResolver } from './secrets';
+import { createSecretResolver, type SecretResolver } from './secrets';
 import { createTemporalActivities, type TemporalDeps } from './temporal';
 
 export interface Connectors {
@@ -21,6 +22,9 @@ export interface Connectors {
   etcd: EtcdConnector;
   s3: S3Connector;
   kubernetes: KubernetesConnector;
+  secrets: SecretResolver;
+  /** Runs the node-control commands of `control: { kind: process }` profiles. */
+  commands: CommandRunner;
 }
 
 export function createConnectors(options: {
@@ -41,6 +45,8 @@ export function createConnectors(options: {
     etcd: createEtcdConnector({ profiles, secrets }),
     s3: createS3Connector({ profiles, secrets }),
     kubernetes: createKubernetesConnector({ profiles, clients: kubernetesClients }),
+    secrets,
+    commands: createCommandRunner(),
   };
 }
 
@@ -49,6 +55,9 @@ export function createActivities(connectors: Connectors & TemporalDeps, options:
     ...createTemporalActivities({ client: connectors.client }),
     ...createClusterActivities({ profiles: connectors.profiles }),
     ...createMysqlActivities({ mysql: connectors.mysql }),
+    ...createReplicationActivities({ mysql: connectors.mysql, secrets: connectors.secrets, profiles: connectors.profiles }),
+    ...createGaleraActivities({ mysql: connectors.mysql }),
+    ...createNodeControlActivities({ profiles: connectors.profiles, runner: connectors.commands, kubernetes: connectors.kubernetes }),
     ...createEtcdActivities({ etcd: connectors.etcd }),
     ...createS3Activities({ s3: connectors.s3 }),
     ...createKubernetesActivities({ kubernetes: connectors.kubernetes, pollIntervalMs: options.kubernetesPollIntervalMs }),

@@ -8,7 +8,11 @@ export const NON_RETRYABLE = [
   // The Kubernetes API refused the call (RBAC, a missing object, an invalid change) or the worker has no access to it.
   'KubernetesUnconfigured', 'KubernetesUnauthorized', 'KubernetesForbidden', 'KubernetesNotFound', 'KubernetesInvalid',
   // A wait ended without the state it waited for: the runbook decides (roll back, investigate), a retry would not.
-  'RolloutTimedOut', 'JobFailed', 'JobTimedOut', 'JobConflict',
+  'RolloutTimedOut', 'JobFailed', 'JobTimedOut', 'JobConflict', 'RoleNotMoved', 'CatchUpTimedOut', 'GaleraNodeNotReady',
+  // The database refused what a switchover, failover or recovery needs from it; retrying changes nothing.
+  'UnsupportedFlavor', 'ReplicationBroken', 'GaleraStateUnreadable',
+  // Node control: the profile's command failed or the control kind cannot do the action.
+  'NodeControlUnsupported', 'NodeCommandFailed',
 ];
 
 /** Reading the profile: local, fast, retried a few times only for worker-side hiccups. */
@@ -41,4 +45,30 @@ export const kubernetesWait: ActivityOptions = {
   startToCloseTimeout: '6 hours',
   heartbeatTimeout: '1 minute',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 20, nonRetryableErrorTypes: NON_RETRYABLE },
+};
+
+/** One short SQL step (read state, read-only on/off, promote): retried a few times through a dropped connection. */
+export const mysqlCall: ActivityOptions = {
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '5 seconds', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
+};
+
+/**
+ * SQL steps that wait (a replica catching up, a grace period, a Galera node syncing, replication
+ * starting). A `deadline` input bounds the wait across attempts; the heartbeat notices a lost worker.
+ */
+export const mysqlWait: ActivityOptions = {
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
+};
+
+/**
+ * Node control commands (start, bootstrap, stop, fence, --wsrep-recover): the profile's own timeout
+ * bounds each run; a failure is reported with the command's output rather than run again blindly.
+ */
+export const nodeControl: ActivityOptions = {
+  startToCloseTimeout: '1 hour',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '2 seconds', maximumAttempts: 2, nonRetryableErrorTypes: NON_RETRYABLE },
 };
