@@ -1,3 +1,7 @@
 // Every runbook the worker registers. One runbook per file.
 export { clusterHealth } from './clusterHealth';
 export { clusterLock } from './clusterLock';
+export { failover } from './failover';
+export { galeraRecover } from './galeraRecover';
+export { switchover } from './switchover';
+export { vitessDrain } from './vitessDrain';

@@ -2,6 +2,7 @@
 // the SDK's test environment) and a worker running the project's activities against real servers.
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { createActivities, createConnectors, type Activities } from '../../activities';
@@ -32,8 +33,9 @@ export async function startTemporal(): Promise<TestWorkflowEnvironment> {
 
 /** The local stack's profiles, plus clusters a test defines in YAML (parsed by the real parser). */
 export function testProfiles(extraYaml = ''): Map<string, ClusterProfile> {
-  const profiles = parseProfiles(readFileSync(LOCAL_PROFILES, 'utf8'), LOCAL_PROFILES);
-  if (extraYaml) for (const [name, profile] of parseProfiles(extraYaml, 'test profile')) profiles.set(name, profile);
+  // Relative node-control directories resolve against config/, as the worker resolves them for the file.
+  const profiles = parseProfiles(readFileSync(LOCAL_PROFILES, 'utf8'), LOCAL_PROFILES, path.dirname(LOCAL_PROFILES));
+  if (extraYaml) for (const [name, profile] of parseProfiles(extraYaml, 'test profile', path.dirname(LOCAL_PROFILES))) profiles.set(name, profile);
   return profiles;
 }
 
