@@ -8,6 +8,7 @@ import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { createActivities, createConnectors, type Activities } from '../../activities';
 import { createKubernetesActivities, type KubernetesClientSource } from '../../activities/kubernetes';
 import { createMysqlActivities } from '../../activities/mysql';
+import { createNodeControlActivities } from '../../activities/nodes';
 import { parseProfiles, type ClusterProfile } from '../../activities/profile';
 import type { CodecKeys } from '../../worker/codec';
 import { workerOptions } from '../../worker/options';
@@ -58,7 +59,7 @@ export interface KubernetesAccess {
 }
 
 /**
- * The MySQL and Kubernetes activities alone, for tests that call them directly in an activity
+ * The MySQL, Kubernetes and node-control activities alone, for tests that call them directly in an activity
  * context rather than through a workflow: they need no Temporal server.
  */
 export function serverActivities(profiles: Map<string, ClusterProfile>, kubernetes: KubernetesAccess) {
@@ -66,6 +67,7 @@ export function serverActivities(profiles: Map<string, ClusterProfile>, kubernet
   return {
     ...createMysqlActivities({ mysql: connectors.mysql }),
     ...createKubernetesActivities({ kubernetes: connectors.kubernetes, pollIntervalMs: 200 }),
+    ...createNodeControlActivities({ profiles: connectors.profiles, runner: connectors.commands, kubernetes: connectors.kubernetes }),
   };
 }
 

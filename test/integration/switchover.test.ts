@@ -121,12 +121,12 @@ test('switchover under a continuous writer: no acknowledged write lost, the writ
   writer.start();
   let report;
   try {
-    await eventually('the writer to write', async () => (writer.count >= 50 ? true : undefined));
+    await eventually('the writer to write', () => Promise.resolve(writer.count >= 50 ? true : undefined));
     const result: SwitchoverResult = await (await start({})).result();
     expect(result).toMatchObject({ oldPrimary: 'primary', newPrimary: 'replica', replicas: ['primary'], routing: 'role=primary moved from pod so-db-0 to pod so-db-1' });
     // The writer carries on, on the new primary.
     const before = writer.ackedOn(PAIR.replica);
-    await eventually('acknowledged writes on the new primary', async () => (writer.ackedOn(PAIR.replica) >= before + 50 ? true : undefined));
+    await eventually('acknowledged writes on the new primary', () => Promise.resolve(writer.ackedOn(PAIR.replica) >= before + 50 ? true : undefined));
   } finally {
     report = await writer.stop();
   }

@@ -60,5 +60,7 @@ test('different histories are refused with the per-node table; a node that never
   expect(refused.table).toHaveLength(4);
   const fresh = planGaleraRecovery([node('galera1', 10), node('galera2', -1, { uuid: '00000000-0000-0000-0000-000000000000' }), node('galera3', 12)], ORDER);
   expect(fresh).toMatchObject({ decision: 'bootstrap', bootstrap: 'galera3', joinOrder: ['galera1', 'galera2'] });
-  expect(planGaleraRecovery([node('galera1', -1), node('galera2', -1)], ORDER)).toMatchObject({ decision: 'refuse', reason: expect.stringContaining('no node knows its last committed transaction') });
+  const unknown = planGaleraRecovery([node('galera1', -1), node('galera2', -1)], ORDER);
+  expect(unknown.decision).toBe('refuse');
+  expect(unknown.reason).toContain('no node knows its last committed transaction');
 });
