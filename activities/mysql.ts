@@ -335,7 +335,8 @@ export const PROBE_SCHEMA = 'db_runbooks';
 export const PROBE_TABLE = 'replication_probe';
 
 export function createReplicationActivities(deps: { mysql: MysqlConnector; secrets: SecretResolver; profiles: ProfileSource; pollIntervalMs?: number }) {
-  const pollIntervalMs = deps.pollIntervalMs ?? 200;
+  // Short: these polls run while the primary refuses writes, so every one of them is client-visible downtime.
+  const pollIntervalMs = deps.pollIntervalMs ?? 25;
 
   const nodeProfile = (cluster: string, node: string): MysqlNodeProfile => {
     const found = deps.mysql.nodes(cluster).find((n) => n.name === node);

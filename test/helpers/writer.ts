@@ -19,6 +19,8 @@ export interface WriterReport {
   acked: Ack[];
   failures: number;
   lastError: string | null;
+  /** The failed attempts with what the client was told (the first 200). */
+  errors: { at: number; port: number; message: string }[];
   /** The longest time between two acknowledged writes, in ms: the write unavailability a client saw. */
   longestGapMs: number;
   /** The ports written to, in the order the writer moved between them. */
@@ -32,6 +34,7 @@ export class RoutedWriter {
   private readonly acked: Ack[] = [];
   private failures = 0;
   private lastError: string | null = null;
+  private readonly errors: { at: number; port: number; message: string }[] = [];
 
   constructor(
     private readonly options: {
@@ -40,8 +43,12 @@ export class RoutedWriter {
       password: string;
       table: string;
       intervalMs?: number;
+      /** Sequence numbers start after this one (a table written by earlier runs). */
+      firstSeq?: number;
     },
-  ) {}
+  ) {
+    this.seq = options.firstSeq ?? 0;
+  }
 
   start(): void {
     this.running = true;
@@ -65,6 +72,7 @@ export class RoutedWriter {
       } catch (err) {
         this.failures += 1;
         this.lastError = (err as Error).message;
+        if (this.errors.length < 200) this.errors.push({ at: Date.now(), port, message: this.lastError });
         connection?.destroy();
         connection = undefined;
       }
@@ -85,16 +93,16 @@ export class RoutedWriter {
   async stop(): Promise<WriterReport> {
     this.running = false;
     await this.loop;
-    return RoutedWriter.report(this.acked, this.failures, this.lastError);
+    return RoutedWriter.report(this.acked, this.failures, this.lastError, this.errors);
   }
 
-  static report(acked: Ack[], failures: number, lastError: string | null): WriterReport {
+  static report(acked: Ack[], failures: number, lastError: string | null, errors: WriterReport['errors'] = []): WriterReport {
     let longestGapMs = 0;
     const endpoints: number[] = [];
     for (let i = 0; i < acked.length; i += 1) {
       if (i > 0) longestGapMs = Math.max(longestGapMs, acked[i]!.at - acked[i - 1]!.at);
       if (endpoints.at(-1) !== acked[i]!.port) endpoints.push(acked[i]!.port);
     }
-    return { acked: [...acked], failures, lastError, longestGapMs, endpoints };
+    return { acked: [...acked], failures, lastError, errors: [...errors], longestGapMs, endpoints };
   }
 }
