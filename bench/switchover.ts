@@ -112,7 +112,7 @@ clusters:
       writer.start();
       let report: WriterReport;
       let totalMs: number;
-      let began = 0;
+      let began: number;
       try {
         await eventually('steady writes', () => Promise.resolve(writer.count >= 30 ? true : undefined));
         began = Date.now();
