@@ -27,6 +27,8 @@ export interface ServerFacts {
   gtidBinlogPos: string;
   /** host:port it replicates from, or null. */
   source: string | null;
+  /** The account it replicates with. */
+  user: string | null;
   io: string | null;
   sqlThread: string | null;
   lastError: string;
@@ -43,6 +45,7 @@ export async function facts(port: number): Promise<ServerFacts> {
       gtidCurrentPos: String(v!.cur),
       gtidBinlogPos: String(v!.bin),
       source: s ? `${String(s.Master_Host)}:${String(s.Master_Port)}` : null,
+      user: s ? String(s.Master_User) : null,
       io: s ? String(s.Slave_IO_Running) : null,
       sqlThread: s ? String(s.Slave_SQL_Running) : null,
       lastError: s ? `${String(s.Last_IO_Error ?? '')}${String(s.Last_SQL_Error ?? '')}` : '',
@@ -75,7 +78,7 @@ async function pointAt(port: number, sourcePort: number): Promise<void> {
  */
 export async function restorePair(): Promise<void> {
   const [p, r] = await Promise.all([facts(PAIR.primary), facts(PAIR.replica)]);
-  const primaryIsPrimary = p.source === null && !p.readOnly && r.source === `127.0.0.1:${PAIR.primary}` && r.io === 'Yes' && r.sqlThread === 'Yes' && r.readOnly;
+  const primaryIsPrimary = p.source === null && !p.readOnly && r.source === `127.0.0.1:${PAIR.primary}` && r.user === 'repl' && r.io === 'Yes' && r.sqlThread === 'Yes' && r.readOnly;
   if (primaryIsPrimary) return;
   if (p.source === `127.0.0.1:${PAIR.replica}` || r.source === null) {
     await sql(PAIR.replica, 'SET GLOBAL read_only = ON');
@@ -85,7 +88,7 @@ export async function restorePair(): Promise<void> {
   }
   await sql(PAIR.primary, 'SET GLOBAL read_only = OFF');
   const now = await facts(PAIR.replica);
-  if (now.source !== `127.0.0.1:${PAIR.primary}`) await pointAt(PAIR.replica, PAIR.primary);
+  if (now.source !== `127.0.0.1:${PAIR.primary}` || now.user !== 'repl') await pointAt(PAIR.replica, PAIR.primary);
   else if (now.io !== 'Yes' || now.sqlThread !== 'Yes') await sql(PAIR.replica, 'START SLAVE');
   await sql(PAIR.replica, 'SET GLOBAL read_only = ON');
   await waitForPosition(PAIR.replica, (await facts(PAIR.primary)).gtidBinlogPos);

@@ -6,7 +6,7 @@ import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Connection } from 'mysql2/promise';
+import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { switchover } from '../../workflows';
 import { getProgressQuery } from '../../workflows/definitions';
 import type { SwitchoverResult } from '../../workflows/switchover';
@@ -19,6 +19,9 @@ import { RoutedWriter, type Endpoint } from '../helpers/writer';
 const suffix = randomBytes(3).toString('hex');
 const CLUSTER = `so-${suffix}`;
 const STRICT = `so-strict-${suffix}`;
+const ONE_WAY = `so-one-way-${suffix}`;
+/** A replication account that exists on the primary (3311) only: the replica can follow it, never the other way round. */
+const ONE_WAY_REPL = { user: `dbr_so_repl_${suffix}`, password: randomBytes(12).toString('hex') };
 const DATABASE = `dbr_switchover_${suffix}`;
 const WRITER = { user: `dbr_so_${suffix}`, password: randomBytes(12).toString('hex') };
 const PODS: Record<string, number> = { 'so-db-0': PAIR.primary, 'so-db-1': PAIR.replica };
@@ -35,7 +38,7 @@ beforeAll(async () => {
   admin = adminClients();
   const kubelet = new Kubelet(admin);
   namespace = await createTestNamespace(admin, 'dbr-switchover');
-  const cluster = (name: string, extra: string) => `
+  const cluster = (name: string, extra: string, replicationUser = 'repl', replicationPasswordEnv = 'DBR_LOCAL_REPL_PASSWORD') => `
   ${name}:
     namespace: ${namespace}
     workload: { kind: StatefulSet, name: so-db, selector: app=so-db, container: mariadb, roleLabel: role }
@@ -43,14 +46,17 @@ beforeAll(async () => {
       topology: replication
       user: runbook
       password: { env: DBR_LOCAL_MYSQL_PASSWORD }
-      replicationUser: repl
-      replicationPassword: { env: DBR_LOCAL_REPL_PASSWORD }
+      replicationUser: ${replicationUser}
+      replicationPassword: { env: ${replicationPasswordEnv} }
       nodes:
         - { name: primary, host: 127.0.0.1, port: ${PAIR.primary}, pod: so-db-0 }
         - { name: replica, host: 127.0.0.1, port: ${PAIR.replica}, pod: so-db-1 }
     health: { maxReplicationLagSeconds: 10 }
-    failover: { strategy: gtid, writerGraceSeconds: 1, catchUpTimeoutSeconds: 30${extra} }`;
-  const profiles = testProfiles(`clusters:${cluster(CLUSTER, '')}${cluster(STRICT, ', maxTransactionSeconds: 1')}\n`);
+    failover: { strategy: gtid, writerGraceSeconds: 1${extra} }`;
+  process.env.DBR_TEST_ONE_WAY_REPL_PASSWORD = ONE_WAY_REPL.password;
+  const profiles = testProfiles(
+    `clusters:${cluster(CLUSTER, ', catchUpTimeoutSeconds: 30')}${cluster(STRICT, ', catchUpTimeoutSeconds: 30, maxTransactionSeconds: 1')}${cluster(ONE_WAY, ', catchUpTimeoutSeconds: 3', ONE_WAY_REPL.user, 'DBR_TEST_ONE_WAY_REPL_PASSWORD')}\n`,
+  );
   env = await startTemporal();
   worker = await startWorker(env, realActivities(env, profiles, { kubeconfigPath: ADMIN_KUBECONFIG }));
 
@@ -179,6 +185,55 @@ test('a switchover that fails before the promotion leaves the old primary writab
   await app.query(`INSERT INTO ${DATABASE}.writes (seq) VALUES (?)`, [2_000_000]);
   await app.end();
   await waitForPosition(PAIR.replica, (await facts(PAIR.primary)).gtidBinlogPos);
+});
+
+test('a switchover that fails after the promotion is rolled back: the old primary leads again and the new one follows it', async () => {
+  // Not replicated (sql_log_bin=0): the account exists on 3311 only, so 3311 cannot follow 3312 but 3312 can follow 3311.
+  const c = await connectAs(PAIR.primary);
+  await c.query('SET SESSION sql_log_bin = 0');
+  await c.query(`CREATE USER '${ONE_WAY_REPL.user}'@'127.0.0.1' IDENTIFIED BY '${ONE_WAY_REPL.password}'`);
+  await c.query(`GRANT REPLICATION SLAVE ON *.* TO '${ONE_WAY_REPL.user}'@'127.0.0.1'`);
+  try {
+    const handle = await start({}, ONE_WAY);
+    const { failure } = await failureOf(handle.result());
+    expect(failure).toMatchObject({ type: 'SwitchoverFailed', nonRetryable: true });
+    expect(failure.message).toMatch(
+      /failed at "point the old primary at the new one": node primary did not start replicating from replica by .*Access denied for user .*; rolled back: primary is the writable primary again and routing is unchanged$/,
+    );
+    const progress = await handle.query(getProgressQuery);
+    expect(progress.outcome).toBe('rolled back');
+    expect(progress.steps.find((x) => x.name === 'promote the replica')!.state).toBe('done');
+    expect(progress.steps.filter((x) => x.name.startsWith('undo: ')).map((x) => [x.name, x.state])).toEqual([
+      ['undo: stop the old primary following the new one', 'compensated'],
+      ['undo: make the new primary a replica of the old one again', 'compensated'],
+      ['undo: give the old primary its writes back', 'compensated'],
+    ]);
+    expect(await facts(PAIR.primary)).toMatchObject({ readOnly: false, source: null });
+    expect(await facts(PAIR.replica)).toMatchObject({ readOnly: true, source: `127.0.0.1:${PAIR.primary}`, io: 'Yes', sqlThread: 'Yes' });
+    expect(await roles()).toEqual({ 'so-db-0': 'primary', 'so-db-1': 'replica' });
+  } finally {
+    // The rollback pointed 3312 at 3311 with the one-way account: back to the stack's own before it goes.
+    await restorePair();
+    await c.query(`DROP USER IF EXISTS '${ONE_WAY_REPL.user}'@'127.0.0.1'`);
+    await c.end();
+  }
+});
+
+test('a session still holding uncommitted writes after the grace period is killed, and its write is not on the new primary', async () => {
+  const app = await connectAs(PAIR.primary, WRITER.user, WRITER.password);
+  try {
+    const [[session]] = await app.query<RowDataPacket[]>('SELECT CONNECTION_ID() AS id');
+    await app.query('BEGIN');
+    await app.query(`INSERT INTO ${DATABASE}.writes (seq) VALUES (?)`, [4_000_000]);
+    const result: SwitchoverResult = await (await start({})).result();
+    expect(result.killedSessions).toEqual([{ id: Number(session!.id), user: WRITER.user, host: '127.0.0.1', seconds: expect.any(Number) as number, rowsModified: 1 }]);
+    await expect(app.query('COMMIT')).rejects.toThrow();
+    expect((await rowsOn(PAIR.replica)).has(4_000_000)).toBe(false);
+  } finally {
+    app.destroy();
+  }
+  await (await start({ newPrimary: 'primary' })).result();
+  expect(await facts(PAIR.primary)).toMatchObject({ readOnly: false, source: null });
 });
 
 test('a switchover cancelled while the replica catches up is rolled back too', async () => {
