@@ -22,15 +22,6 @@ export async function stack(command: 'start' | 'stop' | 'kill' | 'fence' | 'unfe
   await run('bash', [path.join(REPO_ROOT, 'scripts', 'stack.sh'), command, part], { cwd: REPO_ROOT, timeout: 300_000 });
 }
 
-/** Whether the part's process runs (the stack's own bookkeeping, as `stack.sh status` shows it). */
-export async function isRunning(part: StackPart): Promise<boolean> {
-  const { stdout } = await run('bash', [path.join(REPO_ROOT, 'scripts', 'stack.sh'), 'status'], { cwd: REPO_ROOT, timeout: 60_000 }).catch(
-    (err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }),
-  );
-  const line = stdout.split('\n').find((l) => l.startsWith(`${part} `));
-  return Boolean(line && !/^\S+\s+-\s/.test(line));
-}
-
 /** The generated credentials of the local stack, as the worker would get them from its environment. */
 export function stackSecrets(): Record<string, string> {
   const file = path.join(STACK_STATE, 'secrets.env');
