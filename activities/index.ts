@@ -12,7 +12,8 @@ import {
 } from './kubernetes';
 import { createMetadataActivities } from './metadata';
 import { createDirectorySource, createMigrationActivities, type MigrationFileSource } from './migrations';
-import { createMysqlActivities, createMysqlConnector, type MysqlConnector } from './mysql';
+import { createGaleraActivities, createMysqlActivities, createMysqlConnector, createReplicationActivities, type MysqlConnector } from './mysql';
+import { createCommandRunner, createNodeControlActivities, type CommandRunner } from './nodes';
 import type { ClusterProfile } from './profile';
 import { createS3Activities, createS3Connector, type S3Connector } from './s3';
 import { createSecretResolver, type SecretResolver } from './secrets';
@@ -27,6 +28,8 @@ export interface Connectors {
   secrets: SecretResolver;
   /** Where migration sets' files are read from: the worker's file system. */
   migrationFiles: MigrationFileSource;
+  /** Runs the node-control commands of `control: { kind: process }` profiles. */
+  commands: CommandRunner;
 }
 
 export function createConnectors(options: {
@@ -49,6 +52,7 @@ export function createConnectors(options: {
     kubernetes: createKubernetesConnector({ profiles, clients: kubernetesClients }),
     secrets,
     migrationFiles: createDirectorySource(),
+    commands: createCommandRunner(),
   };
 }
 
@@ -58,6 +62,9 @@ export function createActivities(connectors: Connectors & TemporalDeps, options:
     ...createClusterActivities({ profiles: connectors.profiles }),
     ...createMysqlActivities({ mysql: connectors.mysql }),
     ...createMigrationActivities({ profiles: connectors.profiles, mysql: connectors.mysql, files: connectors.migrationFiles }),
+    ...createReplicationActivities({ mysql: connectors.mysql, secrets: connectors.secrets, profiles: connectors.profiles }),
+    ...createGaleraActivities({ mysql: connectors.mysql }),
+    ...createNodeControlActivities({ profiles: connectors.profiles, runner: connectors.commands, kubernetes: connectors.kubernetes }),
     ...createEtcdActivities({ etcd: connectors.etcd }),
     ...createS3Activities({ s3: connectors.s3 }),
     ...createMetadataActivities({ etcd: connectors.etcd, s3: connectors.s3 }),

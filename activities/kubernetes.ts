@@ -839,6 +839,63 @@ export function createKubernetesActivities(deps: { kubernetes: KubernetesConnect
       return { pod, key, changed };
     },
 
+    /**
+     * Sets the pod's role label (the profile's workload.roleLabel) to the value, or removes it when
+     * the value is null: a Service selecting `<roleLabel>=primary` then routes to the pod or stops.
+     * A pod that already has that value is left alone.
+     */
+    async setPodRole(request: { cluster: string; pod: string; role: string | null }): Promise<{ pod: string; role: string | null; previous: string | null; changed: boolean }> {
+      const t = deps.kubernetes.workload(request.cluster);
+      const label = t.workload.roleLabel;
+      if (!label) throw ApplicationFailure.nonRetryable(`cluster "${request.cluster}": the profile's workload names no roleLabel`, 'ProfileIncomplete');
+      const { pod, role } = request;
+      if (role !== null && !/^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$/.test(role)) throw invalidInput(`role: not a label value: ${JSON.stringify(role)}`);
+      const resource = `pods/${pod}`;
+      const { previous, changed } = await retryOnConflict(`label ${resource}`, async () => {
+        const current = await call({ verb: 'get', resource, namespace: t.namespace }, () => t.api.core.readNamespacedPod({ name: pod, namespace: t.namespace }));
+        const was = current.metadata?.labels?.[label] ?? null;
+        if (was === role) return { previous: was, changed: false };
+        await call({ verb: 'patch', resource, namespace: t.namespace }, () =>
+          t.api.core.patchNamespacedPod(
+            { name: pod, namespace: t.namespace, body: { metadata: { resourceVersion: current.metadata?.resourceVersion, labels: { [label]: role } } } },
+            mergePatch,
+          ),
+        );
+        return { previous: was, changed: true };
+      });
+      log.info('pod role set', { namespace: t.namespace, pod, label, role, previous, changed });
+      return { pod, role, previous, changed };
+    },
+
+    /**
+     * Waits until a pod of the workload other than `notPod` carries the role (its role label), and
+     * returns it; past the deadline, RoleNotMoved naming every pod's role.
+     */
+    async waitForPodRole(request: { cluster: string; role: string; notPod?: string; deadline: string }): Promise<{ pod: string; role: string; pods: { name: string; role: string | null }[] }> {
+      const deadlineMs = parseDeadline(request.deadline);
+      const t = deps.kubernetes.workload(request.cluster);
+      if (!t.workload.roleLabel) throw ApplicationFailure.nonRetryable(`cluster "${request.cluster}": the profile's workload names no roleLabel`, 'ProfileIncomplete');
+      const roles = (pods: PodFacts[]) => pods.map((p) => ({ name: p.name, role: p.role }));
+      const pods = await waitUntil({
+        deadlineMs,
+        pollIntervalMs,
+        poll: () => listPodFacts(t, t.workload.selector),
+        done: (list) => list.some((p) => p.role === request.role && p.name !== request.notPod && !p.terminating),
+        progress: (list) => ({ pods: roles(list) }),
+        timedOut: (list) =>
+          Promise.resolve(
+            ApplicationFailure.create({
+              type: 'RoleNotMoved',
+              nonRetryable: true,
+              message: `no pod${request.notPod ? ` other than ${request.notPod}` : ''} of ${t.workload.kind} ${t.workload.name} in namespace ${t.namespace} became ${request.role} by ${request.deadline}: ${roles(list).map((p) => `${p.name}=${p.role ?? '(none)'}`).join(', ') || 'no pods'}`,
+              details: [roles(list)],
+            }),
+          ),
+      });
+      const found = pods.find((p) => p.role === request.role && p.name !== request.notPod && !p.terminating)!;
+      return { pod: found.name, role: request.role, pods: roles(pods) };
+    },
+
     /** Scales the workload and waits until exactly that many pods exist and are ready, or the deadline passes (RolloutTimedOut). */
     /** The workload's declared replicas and the profile container's image: what a rollback restores. */
     async readWorkloadSpec(request: { cluster: string }): Promise<{ kind: string; name: string; namespace: string; container: string; image: string; replicas: number }> {

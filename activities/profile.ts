@@ -20,6 +20,62 @@ export type SecretRef = z.infer<typeof secretRef>;
 
 const port = z.number().int().min(1).max(65535);
 
+/** The values a node-control command may name; each is checked against a pattern before it is put in. */
+export const COMMAND_PLACEHOLDERS = ['node', 'host', 'port', 'pod'] as const;
+
+/**
+ * One command as an argv array, run without a shell. `{node}`, `{host}`, `{port}` and `{pod}` are
+ * replaced by the node's values (checked against patterns first); nothing else is interpolated.
+ */
+const commandArgv = z
+  .array(z.string().min(1))
+  .min(1)
+  .refine(
+    (argv) => argv.every((arg) => [...arg.matchAll(/\{([^}]*)\}/g)].every((m) => (COMMAND_PLACEHOLDERS as readonly string[]).includes(m[1]!))),
+    { message: `an argv list whose only placeholders are ${COMMAND_PLACEHOLDERS.map((p) => `{${p}}`).join(', ')}` },
+  );
+
+/**
+ * How a runbook starts, stops and inspects the database processes themselves (galeraRecover, the
+ * failover's fencing). `process`: commands run by the worker (the local stack, or a wrapper such as
+ * ssh); `kubernetes`: the node's pod, through the Kubernetes API.
+ */
+const processControl = z.strictObject({
+  kind: z.literal('process'),
+  /** Working directory of the commands; a relative one is relative to the profile file's directory. */
+  cwd: z.string().min(1).optional(),
+  timeoutSeconds: z.number().int().positive().default(300),
+  /** Starts the node so that it joins its cluster (or, for replication, starts it as it is configured). */
+  start: commandArgv.optional(),
+  /** Starts a Galera node as the first node of a new cluster: sets safe_to_bootstrap, starts with --wsrep-new-cluster. */
+  bootstrap: commandArgv.optional(),
+  stop: commandArgv.optional(),
+  /** Prints the Galera node's grastate.dat. */
+  grastate: commandArgv.optional(),
+  /** Runs mariadbd --wsrep-recover on the stopped node and prints its log ("WSREP: Recovered position: uuid:seqno"). */
+  recover: commandArgv.optional(),
+  /** Makes the server start read-only from its next start on (a failed-over primary that comes back). */
+  fence: commandArgv.optional(),
+  unfence: commandArgv.optional(),
+});
+
+const kubernetesControl = z.strictObject({
+  kind: z.literal('kubernetes'),
+  /** The PersistentVolumeClaim holding a node's data directory; {pod} is the node's pod. */
+  dataClaim: z.string().min(1).default('data-{pod}'),
+  /** Where the data directory is mounted in the database container. */
+  dataDir: z.string().startsWith('/').default('/var/lib/mysql'),
+});
+
+const nodeControl = z.discriminatedUnion('kind', [processControl, kubernetesControl], {
+  error: 'a node control: { kind: process, ... } or { kind: kubernetes, ... }',
+});
+export type NodeControlProfile = z.infer<typeof nodeControl>;
+
+export const NODE_ACTIONS = ['start', 'bootstrap', 'stop', 'grastate', 'recover', 'fence', 'unfence'] as const;
+export type NodeAction = (typeof NODE_ACTIONS)[number];
+export type ProcessControlProfile = z.infer<typeof processControl>;
+
 const mysqlNode = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'a node name of letters, digits, "_", "." or "-"'),
   host: z.string().min(1),
@@ -56,6 +112,10 @@ const mysql = z.strictObject({
   nodes: z.array(mysqlNode).min(1),
   connectTimeoutMs: z.number().int().positive().default(5000),
   migrations: z.record(z.string().regex(/^[a-z0-9]([a-z0-9_-]{0,62}[a-z0-9])?$/, 'a migration set name of lowercase letters, digits, "_" and "-"'), migrationSet).optional(),
+  /** The account replicas connect with (CHANGE MASTER TO ... MASTER_USER): switchover and failover point replicas with it. */
+  replicationUser: z.string().regex(/^[A-Za-z0-9_.-]{1,80}$/, 'a MySQL user name of letters, digits, "_", "." or "-"').optional(),
+  replicationPassword: secretRef.optional(),
+  control: nodeControl.optional(),
 });
 
 const etcd = z.strictObject({
@@ -152,7 +212,21 @@ const clusterProfile = z.strictObject({
   s3: s3.optional(),
   notify: notify.optional(),
   health: health.prefault({}),
-  failover: z.strictObject({ strategy: z.enum(['gtid', 'galera', 'vitess']) }).optional(),
+  failover: z
+    .strictObject({
+      strategy: z.enum(['gtid', 'galera', 'vitess']).optional(),
+      /** The most a replica may lag to be promoted (default: health.maxReplicationLagSeconds). */
+      maxLagSeconds: z.number().nonnegative().optional(),
+      /** A transaction open longer than this on the primary stops a switchover at its pre-flight. */
+      maxTransactionSeconds: z.number().int().positive().default(30),
+      /** After the primary turns read-only, how long open write transactions get before their sessions are killed. */
+      writerGraceSeconds: z.number().nonnegative().max(600).default(2),
+      /** How long a replica gets to apply everything its primary had before the switch is given up. */
+      catchUpTimeoutSeconds: z.number().int().positive().max(3600).default(60),
+      /** vitessDrain: how long the operator gets to move the primary away from the drained tablet. */
+      drainTimeoutSeconds: z.number().int().positive().max(24 * 3600).default(600),
+    })
+    .prefault({}),
   addressRefresh: addressRefresh.optional(),
   lock: z
     .strictObject({
@@ -182,7 +256,7 @@ export class ProfileError extends Error {
   override name = 'ProfileError';
 }
 
-const SECRET_FIELDS = new Set(['password', 'accessKeyId', 'secretAccessKey']);
+const SECRET_FIELDS = new Set(['password', 'replicationPassword', 'accessKeyId', 'secretAccessKey']);
 
 function describeValue(value: unknown): string {
   if (value === '(value not shown)') return value;
@@ -226,8 +300,11 @@ function expectation(issue: z.core.$ZodIssue, value: unknown): string {
   }
 }
 
-/** Parses and validates profile YAML; the error names the file, the field and what was expected. */
-export function parseProfiles(text: string, source: string): Map<string, ClusterProfile> {
+/**
+ * Parses and validates profile YAML; the error names the file, the field and what was expected.
+ * A relative node-control working directory is resolved against baseDir (the file's directory).
+ */
+export function parseProfiles(text: string, source: string, baseDir?: string): Map<string, ClusterProfile> {
   let raw: unknown;
   try {
     raw = parseYaml(text);
@@ -237,13 +314,18 @@ export function parseProfiles(text: string, source: string): Map<string, Cluster
   const parsed = profileFile.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    const path = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]!] : issue.path;
+    const at = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]!] : issue.path;
     // A secret pasted into a secret-reference field must not be echoed into the worker's log.
-    const holdsSecret = path.some((part) => typeof part === 'string' && SECRET_FIELDS.has(part));
-    const value = holdsSecret ? '(value not shown)' : valueAt(raw, path);
-    throw new ProfileError(`${source}: ${fieldPath(path) || '(top level)'}: ${expectation(issue, value)}`);
+    const holdsSecret = at.some((part) => typeof part === 'string' && SECRET_FIELDS.has(part));
+    const value = holdsSecret ? '(value not shown)' : valueAt(raw, at);
+    throw new ProfileError(`${source}: ${fieldPath(at) || '(top level)'}: ${expectation(issue, value)}`);
   }
-  return new Map(Object.entries(parsed.data.clusters));
+  const clusters = new Map(Object.entries(parsed.data.clusters));
+  for (const profile of clusters.values()) {
+    const control = profile.mysql?.control;
+    if (control?.kind === 'process' && control.cwd && baseDir) control.cwd = path.resolve(baseDir, control.cwd);
+  }
+  return clusters;
 }
 
 export function loadProfiles(file: string): Map<string, ClusterProfile> {
@@ -259,4 +341,5 @@ export function loadProfiles(file: string): Map<string, ClusterProfile> {
     for (const set of Object.values(profile.mysql?.migrations ?? {})) set.directory = path.resolve(path.dirname(file), set.directory);
   }
   return profiles;
+  return parseProfiles(text, file, path.dirname(file));
 }

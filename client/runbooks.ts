@@ -1,9 +1,13 @@
 // The runbooks the client can start: workflow type, how the workflow id derives from the cluster,
 // and how the result is shown. A mutating runbook's id is fixed per cluster, so Temporal itself
 // refuses a second one while the first runs.
+import type { FailoverResult } from '../workflows/failover';
+import type { GaleraRecoverResult } from '../workflows/galeraRecover';
 import type { ClusterHealthReport } from '../workflows/health';
 import type { ClusterChangeResult } from '../workflows/upgrade-engine';
 import type { MigrateSchemaResult } from '../workflows/migrateSchema';
+import type { SwitchoverResult } from '../workflows/switchover';
+import type { VitessDrainResult } from '../workflows/vitessDrain';
 
 export interface RunbookSpec {
   workflowType: string;
@@ -60,6 +64,14 @@ function renderMigration(result: unknown): { lines: string[]; exitCode: number }
   return { lines, exitCode: 0 };
 }
 
+function renderSwitchover(result: unknown): { lines: string[]; exitCode: number } {
+  const r = result as SwitchoverResult;
+  const lines = [`cluster ${r.cluster}: ${r.newPrimary} is the primary (was ${r.oldPrimary}) from ${r.position}`, `  replicas: ${r.replicas.join(', ')}`, `  routing: ${r.routing}`];
+  for (const s of r.killedSessions) lines.push(`  killed session ${s.id} of ${s.user}@${s.host} (uncommitted writes)`);
+  for (const w of r.warnings) lines.push(`  ! ${w}`);
+  return { lines, exitCode: 0 };
+}
+
 function renderChange(result: unknown): { lines: string[]; exitCode: number } {
   const r = result as ClusterChangeResult;
   const lines = [`cluster ${r.cluster}: ${r.outcome.toUpperCase()}: ${r.summary}`];
@@ -71,6 +83,28 @@ function renderChange(result: unknown): { lines: string[]; exitCode: number } {
     for (const k of removed) lines.push(`  - ${k}`);
   }
   return { lines, exitCode: 0 };
+}
+
+function renderFailover(result: unknown): { lines: string[]; exitCode: number } {
+  const r = result as FailoverResult;
+  const lines = [`cluster ${r.cluster}: ${r.newPrimary} is the primary (${r.oldPrimary} was down)`, `  why: ${r.reason}`];
+  for (const c of r.candidates) lines.push(`    ${c.node}: at ${c.position || '(empty)'}, lag ${c.lagSeconds ?? '?'}s${c.problem ? `, ${c.problem}` : ''}`);
+  lines.push(`  routing: ${r.routing}`, `  fencing: ${r.fencing}`, `  replicas following: ${r.replicas.join(', ') || 'none'}`);
+  for (const p of r.problems) lines.push(`  ✗ ${p}`);
+  for (const w of r.warnings) lines.push(`  ! ${w}`);
+  return { lines, exitCode: r.problems.length ? 4 : 0 };
+}
+
+function renderGaleraRecover(result: unknown): { lines: string[]; exitCode: number } {
+  const r = result as GaleraRecoverResult;
+  const lines = [`cluster ${r.cluster}: ${r.summary}`, ...r.table.map((l) => `  ${l}`)];
+  for (const w of r.warnings) lines.push(`  ! ${w}`);
+  return { lines, exitCode: 0 };
+}
+
+function renderVitessDrain(result: unknown): { lines: string[]; exitCode: number } {
+  const r = result as VitessDrainResult;
+  return { lines: [`cluster ${r.cluster}: ${r.summary}`], exitCode: 0 };
 }
 
 export const RUNBOOKS: Record<string, RunbookSpec> = {
@@ -97,5 +131,29 @@ export const RUNBOOKS: Record<string, RunbookSpec> = {
     description: 'undo an upgrade with its own backup --input {"upgradeWorkflowId": "upgradeCluster/<cluster>"}',
     workflowId: (cluster) => `downgradeCluster/${cluster}`,
     render: renderChange,
+  },
+  switchover: {
+    workflowType: 'switchover',
+    description: 'planned change of primary of a MariaDB GTID replication cluster (rolled back if it fails)',
+    workflowId: (cluster) => `switchover/${cluster}`,
+    render: renderSwitchover,
+  },
+  failover: {
+    workflowType: 'failover',
+    description: 'the primary is down: promote the most advanced replica, move routing, fence the old primary',
+    workflowId: (cluster) => `failover/${cluster}`,
+    render: renderFailover,
+  },
+  vitessDrain: {
+    workflowType: 'vitessDrain',
+    description: "drain the primary tablet through the Vitess operator's drain annotation (always removed)",
+    workflowId: (cluster) => `vitessDrain/${cluster}`,
+    render: renderVitessDrain,
+  },
+  galeraRecover: {
+    workflowType: 'galeraRecover',
+    description: 'bootstrap a Galera cluster after a full outage from its most advanced node',
+    workflowId: (cluster) => `galeraRecover/${cluster}`,
+    render: renderGaleraRecover,
   },
 };

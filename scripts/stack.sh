@@ -5,16 +5,21 @@
 #   scripts/stack.sh down               stop what `up` started (by pid)
 #   scripts/stack.sh status             each part, its address, and whether it answers
 #   scripts/stack.sh start|stop|kill PART   one part (tests use these to inject faults)
+#   scripts/stack.sh start --bootstrap galeraN   start a stopped Galera node as the first of a new cluster
+#   scripts/stack.sh grastate galeraN       print the node's grastate.dat
+#   scripts/stack.sh wsrep-recover galeraN  run mariadbd --wsrep-recover on the stopped node, print its log
+#   scripts/stack.sh fence|unfence PART     from its next start on, a MariaDB part starts read-only (or not)
 #   scripts/stack.sh env                the stack's credentials as shell exports
 #
-# Parts: temporal mariadb primary replica galera1 galera2 galera3 etcd minio
+# Parts: temporal mariadb primary replica fo1 fo2 fo3 galera1 galera2 galera3 etcd minio
 #        kube-etcd kube-apiserver kube-controller-manager
 #        worker (not started by `up`: `start worker` runs the built worker against the local profile)
+# fo1 (primary) / fo2 / fo3 (replicas) are a GTID set of their own that the failover tests kill.
 # State (data directories, logs, pids, generated credentials) lives in $DBR_STATE.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-PARTS=(temporal mariadb primary replica galera1 galera2 galera3 etcd minio kube-etcd kube-apiserver kube-controller-manager)
+PARTS=(temporal mariadb primary replica fo1 fo2 fo3 galera1 galera2 galera3 etcd minio kube-etcd kube-apiserver kube-controller-manager)
 SECRETS_FILE="$DBR_STATE/secrets.env"
 
 # ---------------------------------------------------------------- helpers
@@ -91,6 +96,7 @@ mariadb_dir() { echo "$DBR_STATE/mariadb/$1"; }
 mariadb_port() {
   case "$1" in
     mariadb) echo "$MARIADB_PORT" ;; primary) echo "$PRIMARY_PORT" ;; replica) echo "$REPLICA_PORT" ;;
+    fo1) echo "${FAILOVER_PORTS[0]}" ;; fo2) echo "${FAILOVER_PORTS[1]}" ;; fo3) echo "${FAILOVER_PORTS[2]}" ;;
     galera1) echo "${GALERA_PORTS[0]}" ;; galera2) echo "${GALERA_PORTS[1]}" ;; galera3) echo "${GALERA_PORTS[2]}" ;;
   esac
 }
@@ -118,7 +124,9 @@ sync_binlog=1
 max_connections=300
 max_allowed_packet=64M
 $extra
+!includedir $dir/conf.d
 EOF
+  mkdir -p "$dir/conf.d"
   # mariadbd ignores a world-writable config file, then refuses to run as root.
   chmod 644 "$dir/my.cnf"
 }
@@ -151,6 +159,8 @@ mariadb_extra_config() {
     mariadb) printf 'server_id=10\nlog_bin=mariadb-bin\nbinlog_format=ROW\n' ;;
     primary) printf 'server_id=1\nlog_bin=mariadb-bin\nbinlog_format=ROW\nlog_slave_updates=ON\ngtid_strict_mode=ON\n' ;;
     replica) printf 'server_id=2\nlog_bin=mariadb-bin\nbinlog_format=ROW\nlog_slave_updates=ON\ngtid_strict_mode=ON\nread_only=ON\n' ;;
+    fo1) printf 'server_id=31\nlog_bin=mariadb-bin\nbinlog_format=ROW\nlog_slave_updates=ON\ngtid_strict_mode=ON\n' ;;
+    fo2|fo3) printf 'server_id=3%s\nlog_bin=mariadb-bin\nbinlog_format=ROW\nlog_slave_updates=ON\ngtid_strict_mode=ON\nread_only=ON\n' "${1#fo}" ;;
     galera1) galera_config 0 ;; galera2) galera_config 1 ;; galera3) galera_config 2 ;;
   esac
 }
@@ -183,8 +193,11 @@ galera_bootstrap_candidate() {
   echo "${best:-galera1}"
 }
 
-start_mariadb() {
-  local part="$1" dir; dir="$(mariadb_dir "$1")"
+# The source a fresh replica part is set up to replicate from.
+replication_source_of() { case "$1" in replica) echo primary ;; fo2|fo3) echo fo1 ;; esac; }
+
+start_mariadb() { # start_mariadb PART [bootstrap]
+  local part="$1" mode="${2:-}" dir; dir="$(mariadb_dir "$1")"
   load_secrets
   local fresh=0
   if [ ! -d "$dir/data/mysql" ]; then
@@ -201,7 +214,14 @@ start_mariadb() {
       # write into the data directory and to set permissions on the files it replaces.
       chown -R nobody:nogroup "$dir/data"
       chmod -R a+rwX "$dir/data"
-      if [ "$(galera_running_peers "$part")" -eq 0 ]; then
+      if [ "$mode" = bootstrap ]; then
+        # The caller (the galeraRecover runbook) chose this node: no guessing here.
+        [ "$(galera_running_peers "$part")" -eq 0 ] || die "a Galera node is running: $part would start a second cluster; start it without --bootstrap to join"
+        is_running "$part" && return 0
+        local f="$dir/data/grastate.dat"
+        [ -f "$f" ] && sed -i 's/^safe_to_bootstrap: 0/safe_to_bootstrap: 1/' "$f"
+        extra_args+=(--wsrep-new-cluster)
+      elif [ "$(galera_running_peers "$part")" -eq 0 ]; then
         local candidate; candidate="$(galera_bootstrap_candidate)"
         [ "$fresh" -eq 1 ] && candidate="$part"
         if [ "$candidate" != "$part" ]; then
@@ -220,21 +240,62 @@ start_mariadb() {
   case "$part" in galera*) wait_for 120 "$part" galera_synced "$part" || die "$part did not reach Synced; see $dir/error.log" ;; esac
   if [ "$fresh" -eq 1 ]; then
     case "$part" in
-      mariadb|primary|galera1) create_runbook_user "$part" ;;
-      replica)
-        is_running primary || start_mariadb primary
-        mariadb_sql replica "
-          CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=$PRIMARY_PORT, MASTER_USER='repl',
+      mariadb|primary|fo1|galera1) create_runbook_user "$part" ;;
+      replica|fo2|fo3)
+        local source; source="$(replication_source_of "$part")"
+        is_running "$source" || start_mariadb "$source"
+        mariadb_sql "$part" "
+          CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=$(mariadb_port "$source"), MASTER_USER='repl',
             MASTER_PASSWORD='$DBR_LOCAL_REPL_PASSWORD', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1;
           START SLAVE;"
-        wait_for 60 replica replica_has_user || die "replica did not replicate the primary; see $dir/error.log" ;;
+        wait_for 60 "$part" replica_has_user "$part" || die "$part did not replicate $source; see $dir/error.log" ;;
     esac
   fi
 }
 
 galera_synced() { [ "$(mariadb_sql "$1" "SHOW GLOBAL STATUS LIKE 'wsrep_local_state_comment'" | cut -f2)" = "Synced" ]; }
-replica_has_user() { [ "$(mariadb_sql replica "SELECT COUNT(*) FROM mysql.user WHERE user='runbook'")" = "1" ]; }
+replica_has_user() { [ "$(mariadb_sql "$1" "SELECT COUNT(*) FROM mysql.user WHERE user='runbook'")" = "1" ]; }
 check_mariadb() { mariadb_ping "$1"; }
+
+is_mariadb_part() { case "$1" in mariadb|primary|replica|fo[123]|galera[123]) return 0 ;; *) return 1 ;; esac; }
+is_galera_part() { case "$1" in galera[123]) return 0 ;; *) return 1 ;; esac; }
+
+# Node control for the runbooks (the profile's `control: { kind: process }` names these commands).
+
+cmd_grastate() { # print a Galera node's saved state
+  is_galera_part "$1" || die "grastate: $1 is not a Galera part"
+  local f; f="$(mariadb_dir "$1")/data/grastate.dat"
+  [ -f "$f" ] || die "$1 has no $f"
+  cat "$f"
+}
+
+cmd_wsrep_recover() { # the position InnoDB holds, for a node whose grastate.dat says seqno -1
+  is_galera_part "$1" || die "wsrep-recover: $1 is not a Galera part"
+  is_running "$1" && die "$1 is running: --wsrep-recover needs the node stopped"
+  local dir log; dir="$(mariadb_dir "$1")"; log="$(mktemp)"
+  if ! mariadbd --defaults-file="$dir/my.cnf" --wsrep-recover --log-error="$log" >/dev/null 2>&1; then
+    cat "$log" >&2; rm -f "$log"; die "mariadbd --wsrep-recover failed for $1"
+  fi
+  cat "$log"; rm -f "$log"
+}
+
+FENCE_FILE=db-runbooks-fence.cnf
+
+cmd_fence() { # from its next start on, the server comes up with read_only=ON
+  { is_mariadb_part "$1" && ! is_galera_part "$1"; } || die "fence: $1 is not a replication MariaDB part"
+  local dir; dir="$(mariadb_dir "$1")"
+  [ -f "$dir/my.cnf" ] || die "$1 has no configuration at $dir/my.cnf"
+  mkdir -p "$dir/conf.d"
+  # Parts created before conf.d existed: include it now (appending keeps the file's mode 644).
+  grep -q '^!includedir ' "$dir/my.cnf" || printf '!includedir %s/conf.d\n' "$dir" >> "$dir/my.cnf"
+  printf '# Written by db-runbooks: this server was fenced after a failover and starts read-only.\n[mysqld]\nread_only=ON\n' > "$dir/conf.d/$FENCE_FILE"
+  chmod 644 "$dir/conf.d/$FENCE_FILE"
+}
+
+cmd_unfence() {
+  is_mariadb_part "$1" || die "unfence: $1 is not a MariaDB part"
+  rm -f "$(mariadb_dir "$1")/conf.d/$FENCE_FILE"
+}
 
 # ---------------------------------------------------------------- etcd
 
@@ -294,7 +355,7 @@ check_worker() { is_running worker; }
 address_of() {
   case "$1" in
     temporal) echo "127.0.0.1:$TEMPORAL_PORT (UI http://127.0.0.1:$TEMPORAL_UI_PORT)" ;;
-    mariadb|primary|replica|galera*) echo "127.0.0.1:$(mariadb_port "$1")" ;;
+    mariadb|primary|replica|fo*|galera*) echo "127.0.0.1:$(mariadb_port "$1")" ;;
     etcd|kube-etcd) echo "http://127.0.0.1:$(etcd_ports "$1" | cut -d' ' -f1)" ;;
     minio) echo "http://127.0.0.1:$MINIO_PORT (bucket $S3_BUCKET)" ;;
     kube-apiserver) echo "https://127.0.0.1:$KUBE_APISERVER_PORT (kubeconfig $DBR_STATE/kube/admin.kubeconfig)" ;;
@@ -306,7 +367,7 @@ address_of() {
 check_part() {
   case "$1" in
     temporal) check_temporal ;;
-    mariadb|primary|replica|galera*) check_mariadb "$1" ;;
+    mariadb|primary|replica|fo*|galera*) check_mariadb "$1" ;;
     etcd|kube-etcd) check_etcd "$1" ;;
     minio) check_minio ;;
     kube-apiserver) check_kube_apiserver ;;
@@ -319,7 +380,7 @@ start_part() {
   is_running "$1" && return 0
   case "$1" in
     temporal) start_temporal ;;
-    mariadb|primary|replica|galera*) start_mariadb "$1" ;;
+    mariadb|primary|replica|fo[123]|galera[123]) start_mariadb "$1" ;;
     etcd|kube-etcd) start_etcd "$1" ;;
     minio) start_minio ;;
     kube-apiserver) start_kube_apiserver ;;
@@ -383,8 +444,18 @@ case "${1:-}" in
   down) cmd_down ;;
   status) cmd_status ;;
   env) cmd_env ;;
-  start) [ -n "${2:-}" ] || die "usage: stack.sh start PART"; start_part "$2" ;;
+  start)
+    if [ "${2:-}" = --bootstrap ]; then
+      is_galera_part "${3:-}" || die "usage: stack.sh start --bootstrap galeraN"
+      is_running "$3" || { start_mariadb "$3" bootstrap; log "$3 up at $(address_of "$3") (bootstrapped a new cluster)"; }
+    else
+      [ -n "${2:-}" ] || die "usage: stack.sh start PART"; start_part "$2"
+    fi ;;
+  grastate) cmd_grastate "${2:-}" ;;
+  wsrep-recover) cmd_wsrep_recover "${2:-}" ;;
+  fence) cmd_fence "${2:-}" ;;
+  unfence) cmd_unfence "${2:-}" ;;
   stop) [ -n "${2:-}" ] || die "usage: stack.sh stop PART"; stop_part "$2" TERM ;;
   kill) [ -n "${2:-}" ] || die "usage: stack.sh kill PART"; stop_part "$2" KILL ;;
-  *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -12,6 +12,12 @@ export const NON_RETRYABLE = [
   // A schema migration that a retry cannot fix: bad files or set, a refused statement, a state to look at by hand.
   'UnknownMigrationSet', 'MigrationInvalid', 'MigrationChecksumMismatch', 'MigrationFilesChanged', 'MigrationPreflightFailed',
   'MigrationSessionChanged', 'MigrationStatementFailed', 'MigrationConflict', 'MigrationUncertain',
+  // A switchover, failover or Galera recovery wait that ended without the state it waited for.
+  'RoleNotMoved', 'CatchUpTimedOut', 'GaleraNodeNotReady',
+  // The database refused what a switchover, failover or recovery needs from it; retrying changes nothing.
+  'UnsupportedFlavor', 'ReplicationBroken', 'GaleraStateUnreadable',
+  // Node control: the profile's command failed or the control kind cannot do the action.
+  'NodeControlUnsupported', 'NodeCommandFailed',
 ];
 
 /** Reading the profile: local, fast, retried a few times only for worker-side hiccups. */
@@ -87,4 +93,30 @@ export const catalogWrite: ActivityOptions = {
   startToCloseTimeout: '10 minutes',
   heartbeatTimeout: '1 minute',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 30, nonRetryableErrorTypes: [...NON_RETRYABLE, 'CatalogConflict', 'CatalogVerifyFailed', 'UnsafeCommandValue'] },
+};
+
+/** One short SQL step (read state, read-only on/off, promote): retried a few times through a dropped connection. */
+export const mysqlCall: ActivityOptions = {
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '5 seconds', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
+};
+
+/**
+ * SQL steps that wait (a replica catching up, a grace period, a Galera node syncing, replication
+ * starting). A `deadline` input bounds the wait across attempts; the heartbeat notices a lost worker.
+ */
+export const mysqlWait: ActivityOptions = {
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
+};
+
+/**
+ * Node control commands (start, bootstrap, stop, fence, --wsrep-recover): the profile's own timeout
+ * bounds each run; a failure is reported with the command's output rather than run again blindly.
+ */
+export const nodeControl: ActivityOptions = {
+  startToCloseTimeout: '1 hour',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '2 seconds', maximumAttempts: 2, nonRetryableErrorTypes: NON_RETRYABLE },
 };

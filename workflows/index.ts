@@ -5,3 +5,7 @@ export { migrateSchema } from './migrateSchema';
 export { upgradeCluster } from './upgradeCluster';
 export { downgradeCluster } from './downgradeCluster';
 export { refreshNodeAddresses } from './refreshNodeAddresses';
+export { failover } from './failover';
+export { galeraRecover } from './galeraRecover';
+export { switchover } from './switchover';
+export { vitessDrain } from './vitessDrain';

@@ -107,12 +107,19 @@ export class RunbookTracker {
    * Runs the runbook's body and records how it ended: the body's own outcome and summary when it
    * returns, failed or cancelled (with the cause) when it throws.
    */
-  async run<T>(body: () => Promise<T>, describe: (result: T) => { outcome: Exclude<RunbookProgress['outcome'], 'running'>; summary: string }): Promise<T> {
+  async run<T>(
+    body: () => Promise<T>,
+    describe: (result: T) => { outcome: Exclude<RunbookProgress['outcome'], 'running'>; summary: string },
+    /** How a failure ended, when the runbook knows better than failed / cancelled (it rolled back). */
+    describeFailure?: (err: unknown) => { outcome: Exclude<RunbookProgress['outcome'], 'running'>; summary: string } | undefined,
+  ): Promise<T> {
     let result: T;
     try {
       result = await body();
     } catch (err) {
-      this.finish(isCancellation(err) ? 'cancelled' : 'failed', failureMessage(err));
+      const described = describeFailure?.(err);
+      if (described) this.finish(described.outcome, described.summary);
+      else this.finish(isCancellation(err) ? 'cancelled' : 'failed', failureMessage(err));
       throw err;
     }
     const { outcome, summary } = describe(result);

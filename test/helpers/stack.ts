@@ -14,10 +14,11 @@ export const TEMPORAL_BINARY = path.join(process.env.DBR_CACHE ?? path.join(os.h
 export const LOCAL_PROFILES = path.join(REPO_ROOT, 'config', 'clusters.local.yaml');
 
 export type StackPart =
-  | 'temporal' | 'mariadb' | 'primary' | 'replica' | 'galera1' | 'galera2' | 'galera3'
+  | 'temporal' | 'mariadb' | 'primary' | 'replica' | 'fo1' | 'fo2' | 'fo3' | 'galera1' | 'galera2' | 'galera3'
   | 'etcd' | 'minio' | 'kube-etcd' | 'kube-apiserver' | 'kube-controller-manager';
 
-export async function stack(command: 'start' | 'stop' | 'kill', part: StackPart): Promise<void> {
+/** start / stop (SIGTERM) / kill (SIGKILL) a part; fence / unfence: a MariaDB part starts read-only from its next start (or not). */
+export async function stack(command: 'start' | 'stop' | 'kill' | 'fence' | 'unfence', part: StackPart): Promise<void> {
   await run('bash', [path.join(REPO_ROOT, 'scripts', 'stack.sh'), command, part], { cwd: REPO_ROOT, timeout: 300_000 });
 }
 

@@ -2,11 +2,13 @@
 // the SDK's test environment) and a worker running the project's activities against real servers.
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { createActivities, createConnectors, type Activities } from '../../activities';
 import { createKubernetesActivities, type KubernetesClientSource } from '../../activities/kubernetes';
 import { createMysqlActivities } from '../../activities/mysql';
+import { createNodeControlActivities } from '../../activities/nodes';
 import { parseProfiles, type ClusterProfile } from '../../activities/profile';
 import type { CodecKeys } from '../../worker/codec';
 import { workerOptions } from '../../worker/options';
@@ -34,8 +36,9 @@ export async function startTemporal(options: { uiPort?: number } = {}): Promise<
 
 /** The local stack's profiles, plus clusters a test defines in YAML (parsed by the real parser). */
 export function testProfiles(extraYaml = ''): Map<string, ClusterProfile> {
-  const profiles = parseProfiles(readFileSync(LOCAL_PROFILES, 'utf8'), LOCAL_PROFILES);
-  if (extraYaml) for (const [name, profile] of parseProfiles(extraYaml, 'test profile')) profiles.set(name, profile);
+  // Relative node-control directories resolve against config/, as the worker resolves them for the file.
+  const profiles = parseProfiles(readFileSync(LOCAL_PROFILES, 'utf8'), LOCAL_PROFILES, path.dirname(LOCAL_PROFILES));
+  if (extraYaml) for (const [name, profile] of parseProfiles(extraYaml, 'test profile', path.dirname(LOCAL_PROFILES))) profiles.set(name, profile);
   return profiles;
 }
 
@@ -58,7 +61,7 @@ export interface KubernetesAccess {
 }
 
 /**
- * The MySQL and Kubernetes activities alone, for tests that call them directly in an activity
+ * The MySQL, Kubernetes and node-control activities alone, for tests that call them directly in an activity
  * context rather than through a workflow: they need no Temporal server.
  */
 export function serverActivities(profiles: Map<string, ClusterProfile>, kubernetes: KubernetesAccess) {
@@ -66,6 +69,7 @@ export function serverActivities(profiles: Map<string, ClusterProfile>, kubernet
   return {
     ...createMysqlActivities({ mysql: connectors.mysql }),
     ...createKubernetesActivities({ kubernetes: connectors.kubernetes, pollIntervalMs: 200 }),
+    ...createNodeControlActivities({ profiles: connectors.profiles, runner: connectors.commands, kubernetes: connectors.kubernetes }),
   };
 }
 

@@ -127,12 +127,13 @@ beforeAll(async () => {
 clusters:
   db:
     namespace: ${namespace}
-    workload: { kind: StatefulSet, name: db, selector: app=db, container: mariadb }
+    workload: { kind: StatefulSet, name: db, selector: app=db, container: mariadb, roleLabel: role }
     mysql:
       topology: standalone
       user: runbook
       password: { kubernetes: { name: mysql-credentials, key: password } }
-      nodes: [{ name: mariadb, host: 127.0.0.1, port: 3310 }]
+      nodes: [{ name: mariadb, host: 127.0.0.1, port: 3310, pod: db-0 }]
+      control: { kind: kubernetes }
   web:
     namespace: ${namespace}
     workload: { kind: Deployment, name: web, selector: app=web, container: app }
@@ -170,6 +171,10 @@ test('every activity runs as the worker, and the manifests grant exactly the cal
   expect((await run(() => activities.listPods({ cluster: 'db' }))).pods).toHaveLength(2);
   expect(await run(() => activities.annotatePod({ cluster: 'db', pod: 'db-0', key: 'drain.planetscale.com/started', value: 'db-runbooks' }))).toMatchObject({ changed: true });
   expect(await run(() => activities.removePodAnnotation({ cluster: 'db', pod: 'db-0', key: 'drain.planetscale.com/started' }))).toMatchObject({ changed: true });
+  expect(await run(() => activities.setPodRole({ cluster: 'db', pod: 'db-1', role: 'primary' }))).toMatchObject({ changed: true, previous: null });
+  expect(await run(() => activities.waitForPodRole({ cluster: 'db', role: 'primary', notPod: 'db-0', deadline: inSeconds(10) }))).toMatchObject({ pod: 'db-1' });
+  expect(await run(() => activities.controlNode({ cluster: 'db', node: 'mariadb', action: 'fence' }))).toMatchObject({ output: 'pod db-0 annotated db-runbooks/fenced=read-only' });
+  expect(await run(() => activities.controlNode({ cluster: 'db', node: 'mariadb', action: 'unfence' }))).toMatchObject({ action: 'unfence' });
   expect(await run(() => activities.watchPodAddresses({ cluster: 'db', deadline: inSeconds(1) }))).toMatchObject({ changes: [] });
   expect(await run(() => activities.checkMysqlNode({ cluster: 'db', node: 'mariadb' }))).toMatchObject({ reachable: true });
 

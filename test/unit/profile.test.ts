@@ -56,6 +56,27 @@ describe('cluster profile validation names the file, the field and what was expe
     expect(message).not.toContain('hunter2');
   });
 
+  test('node-control commands may name only the known placeholders; a relative cwd is the profile file\'s', () => {
+    const withControl = (control: string) => `
+clusters:
+  g:
+    mysql:
+      topology: galera
+      user: runbook
+      password: { env: PW }
+      replicationPassword: { env: REPL }
+      nodes: [{ name: g1, host: 127.0.0.1 }]
+      control: ${control}
+`;
+    expect(() => parseProfiles(withControl("{ kind: process, start: [ssh, '{host}', 'rm -rf {datadir}'] }"), 'f.yaml')).toThrow(
+      'f.yaml: clusters.g.mysql.control.start: expected an argv list whose only placeholders are {node}, {host}, {port}, {pod}',
+    );
+    expect(() => parseProfiles(withControl('{ kind: shell, start: x }'), 'f.yaml')).toThrow('f.yaml: clusters.g.mysql.control.kind: expected a node control: { kind: process, ... } or { kind: kubernetes, ... }, got "shell"');
+    const parsed = parseProfiles(withControl("{ kind: process, cwd: .., start: [bash, scripts/stack.sh, start, '{node}'] }"), 'f.yaml', '/etc/db-runbooks/config');
+    expect(parsed.get('g')!.mysql!.control).toEqual({ kind: 'process', cwd: '/etc/db-runbooks', timeoutSeconds: 300, start: ['bash', 'scripts/stack.sh', 'start', '{node}'] });
+    expect(parsed.get('g')!.failover).toEqual({ maxTransactionSeconds: 30, writerGraceSeconds: 2, catchUpTimeoutSeconds: 60, drainTimeoutSeconds: 600 });
+  });
+
   test('defaults are filled in and the committed local profile parses', () => {
     const profiles = parseProfiles(mysqlSection(''), 'f.yaml');
     expect(profiles.get('local')!.mysql!.nodes[0]!.port).toBe(3306);

@@ -1,0 +1,197 @@
+// Node control: starting, stopping, fencing and inspecting the database processes themselves, as
+// the cluster profile's `mysql.control` says. The runbooks decide (which node bootstraps, which one
+// is fenced); this adapter only carries a decision out, the same way whatever runs the nodes.
+//
+// kind: process — commands the worker runs, given as argv arrays in the profile (never through a
+//   shell). The values put into them ({node}, {host}, {port}, {pod}) are checked against patterns
+//   first. The local stack's commands are scripts/stack.sh; elsewhere a wrapper such as ssh.
+// kind: kubernetes — the node's pod through the Kubernetes API. Fencing marks the pod; starting,
+//   stopping and reading a node's Galera state need something running in the pod (a kubelet, an
+//   exec or a Job on its volume) and are refused with NodeControlUnsupported (see the README).
+import { spawn } from 'node:child_process';
+import { cancellationSignal, cancelled, heartbeat, log } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { ProfileSource } from './cluster';
+import { GaleraStateError, parseGrastate, parseRecoveredPosition } from './galera-state';
+import type { KubernetesConnector } from './kubernetes';
+import { createKubernetesActivities } from './kubernetes';
+import type { MysqlNodeProfile, NodeAction, ProcessControlProfile } from './profile';
+
+export interface CommandResult {
+  exitCode: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface CommandRunner {
+  run(argv: string[], options: { cwd?: string; timeoutMs: number; signal?: AbortSignal }): Promise<CommandResult>;
+}
+
+const OUTPUT_LIMIT = 256 * 1024;
+
+/** Runs argv[0] with the rest as its arguments, no shell; output kept up to a limit; killed on timeout or abort. */
+export function createCommandRunner(): CommandRunner {
+  return {
+    run(argv, options) {
+      return new Promise((resolve, reject) => {
+        const [command, ...args] = argv;
+        if (!command) {
+          reject(new Error('empty command'));
+          return;
+        }
+        const child = spawn(command, args, { cwd: options.cwd, shell: false, stdio: ['ignore', 'pipe', 'pipe'], signal: options.signal, timeout: options.timeoutMs, killSignal: 'SIGTERM' });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d: Buffer) => (stdout = (stdout + d.toString()).slice(-OUTPUT_LIMIT)));
+        child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-OUTPUT_LIMIT)));
+        child.on('error', (err) => {
+          // An abort is reported through 'close' with the signal; only a failure to start lands here alone.
+          if ((err as NodeJS.ErrnoException).code !== 'ABORT_ERR') reject(err);
+        });
+        child.on('close', (exitCode, signal) => resolve({ exitCode, signal, stdout, stderr }));
+      });
+    },
+  };
+}
+
+const VALUE_PATTERNS: Record<string, RegExp> = {
+  node: /^[A-Za-z0-9][A-Za-z0-9_.-]*$/,
+  host: /^[A-Za-z0-9][A-Za-z0-9.:-]*$/,
+  port: /^\d{1,5}$/,
+  pod: /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/,
+};
+
+/**
+ * The argv of a node-control command with {node}, {host}, {port} and {pod} put in. Every value is
+ * checked against its pattern first (none can start with "-" or hold a "/", a space or a quote),
+ * so a value can only ever be the one argument it was put into.
+ */
+export function commandFor(template: readonly string[], node: Pick<MysqlNodeProfile, 'name' | 'host' | 'port' | 'pod'>): string[] {
+  const values: Record<string, string | undefined> = { node: node.name, host: node.host, port: String(node.port), pod: node.pod };
+  return template.map((arg) =>
+    arg.replace(/\{([a-z]+)\}/g, (_, name: string) => {
+      const value = values[name];
+      const pattern = VALUE_PATTERNS[name];
+      if (value === undefined || !pattern) {
+        throw ApplicationFailure.nonRetryable(`node ${node.name}: the command ${JSON.stringify(template)} names {${name}}, which the node does not have`, 'ProfileIncomplete');
+      }
+      if (!pattern.test(value)) {
+        throw ApplicationFailure.nonRetryable(`node ${node.name}: ${name} ${JSON.stringify(value)} is not safe to put into a command (expected ${String(pattern)})`, 'ProfileIncomplete');
+      }
+      return value;
+    }),
+  );
+}
+
+function tail(textContent: string, lines = 20): string {
+  return textContent.trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+export interface GaleraNodeState {
+  node: string;
+  uuid: string;
+  /** The node's last committed transaction: from grastate.dat, or from --wsrep-recover when grastate.dat says -1. */
+  seqno: number;
+  safeToBootstrap: boolean;
+  seqnoSource: 'grastate' | 'wsrep-recover';
+  grastateSeqno: number;
+}
+
+export const FENCED_ANNOTATION = 'db-runbooks/fenced';
+
+export function createNodeControlActivities(deps: { profiles: ProfileSource; runner: CommandRunner; kubernetes: KubernetesConnector }) {
+  const kubernetes = createKubernetesActivities({ kubernetes: deps.kubernetes });
+
+  const controlOf = (cluster: string, nodeName: string) => {
+    const m = deps.profiles.get(cluster).mysql;
+    const node = m?.nodes.find((n) => n.name === nodeName);
+    if (!m || !node) throw ApplicationFailure.nonRetryable(`node: cluster "${cluster}" has no MySQL node "${nodeName}"`, 'UnknownNode');
+    if (!m.control) throw ApplicationFailure.nonRetryable(`cluster ${cluster}: the profile has no mysql.control: the runbook cannot start, stop or fence nodes`, 'ProfileIncomplete');
+    return { control: m.control, node };
+  };
+
+  const unsupported = (cluster: string, action: NodeAction, why: string) =>
+    ApplicationFailure.nonRetryable(`cluster ${cluster}: node control cannot ${action}: ${why}`, 'NodeControlUnsupported');
+
+  /** Runs one configured command for the node, heartbeating while it runs; a failure carries its last output lines. */
+  const runCommand = async (cluster: string, control: ProcessControlProfile, node: MysqlNodeProfile, action: NodeAction): Promise<CommandResult> => {
+    const template = control[action];
+    if (!template) throw unsupported(cluster, action, `the profile's mysql.control has no "${action}" command`);
+    const argv = commandFor(template, node);
+    log.info('running node command', { node: node.name, action, argv });
+    const beat = setInterval(() => heartbeat({ node: node.name, action }), 5_000);
+    let result: CommandResult;
+    try {
+      result = await deps.runner.run(argv, { cwd: control.cwd, timeoutMs: control.timeoutSeconds * 1000, signal: cancellationSignal() });
+    } catch (err) {
+      throw ApplicationFailure.nonRetryable(`node ${node.name}: ${action}: ${argv[0]} could not be run: ${(err as Error).message}`, 'NodeCommandFailed');
+    } finally {
+      clearInterval(beat);
+    }
+    if (cancellationSignal().aborted) await cancelled();
+    if (result.exitCode !== 0) {
+      const how = result.signal ? `was killed by ${result.signal}${result.signal === 'SIGTERM' ? ` (timeout ${control.timeoutSeconds}s?)` : ''}` : `exited with ${result.exitCode}`;
+      throw ApplicationFailure.create({
+        type: 'NodeCommandFailed',
+        nonRetryable: true,
+        message: `node ${node.name}: ${action} (${argv.join(' ')}) ${how}: ${tail(`${result.stderr}\n${result.stdout}`.trim(), 8) || 'no output'}`,
+        details: [{ node: node.name, action, exitCode: result.exitCode }],
+      });
+    }
+    return result;
+  };
+
+  return {
+    /**
+     * Carries out one action on a node: start (join / start as configured), bootstrap (first node
+     * of a new Galera cluster), stop, fence (start read-only from now on) or unfence. The commands
+     * are the profile's; they are expected to be idempotent (the local stack's are).
+     */
+    async controlNode(request: { cluster: string; node: string; action: Exclude<NodeAction, 'grastate' | 'recover'> }): Promise<{ node: string; action: string; output: string }> {
+      const { cluster, action } = request;
+      const { control, node } = controlOf(cluster, request.node);
+      if (control.kind === 'kubernetes') {
+        if (!node.pod) throw ApplicationFailure.nonRetryable(`node ${node.name}: the profile names no pod for it`, 'ProfileIncomplete');
+        if (action === 'fence') {
+          await kubernetes.annotatePod({ cluster, pod: node.pod, key: FENCED_ANNOTATION, value: 'read-only' });
+          return { node: node.name, action, output: `pod ${node.pod} annotated ${FENCED_ANNOTATION}=read-only` };
+        }
+        if (action === 'unfence') {
+          await kubernetes.removePodAnnotation({ cluster, pod: node.pod, key: FENCED_ANNOTATION });
+          return { node: node.name, action, output: `annotation ${FENCED_ANNOTATION} removed from pod ${node.pod}` };
+        }
+        throw unsupported(cluster, action, `starting and stopping database processes in pods needs a kubelet-side agent; only fence and unfence are implemented for kind kubernetes`);
+      }
+      const result = await runCommand(cluster, control, node, action);
+      return { node: node.name, action, output: tail(`${result.stdout}${result.stderr}`, 5) };
+    },
+
+    /** The node's grastate.dat, and when it says seqno -1, the position from --wsrep-recover. The node must be stopped. */
+    async readGaleraState(request: { cluster: string; node: string }): Promise<GaleraNodeState> {
+      const { cluster } = request;
+      const { control, node } = controlOf(cluster, request.node);
+      if (control.kind === 'kubernetes') {
+        throw unsupported(cluster, 'grastate', `reading grastate.dat from a pod's volume needs an exec or a Job that a kubelet runs; not implemented for kind kubernetes`);
+      }
+      const grastate = await runCommand(cluster, control, node, 'grastate');
+      let saved;
+      try {
+        saved = parseGrastate(grastate.stdout);
+      } catch (err) {
+        if (err instanceof GaleraStateError) throw ApplicationFailure.nonRetryable(`node ${node.name}: ${err.message}`, 'GaleraStateUnreadable');
+        throw err;
+      }
+      const state: GaleraNodeState = { node: node.name, uuid: saved.uuid, seqno: saved.seqno, safeToBootstrap: saved.safeToBootstrap, seqnoSource: 'grastate', grastateSeqno: saved.seqno };
+      if (saved.seqno !== -1) return state;
+      // A crash leaves -1 in grastate.dat: InnoDB still knows the last committed transaction.
+      const recovery = await runCommand(cluster, control, node, 'recover');
+      const recovered = parseRecoveredPosition(`${recovery.stdout}\n${recovery.stderr}`);
+      if (!recovered) {
+        throw ApplicationFailure.nonRetryable(`node ${node.name}: --wsrep-recover printed no "Recovered position": ${tail(recovery.stdout, 5)}`, 'GaleraStateUnreadable');
+      }
+      log.info('galera position recovered', { node: node.name, uuid: recovered.uuid, seqno: recovered.seqno });
+      return { ...state, uuid: recovered.uuid, seqno: recovered.seqno, seqnoSource: 'wsrep-recover' };
+    },
+  };
+}
