@@ -4,6 +4,7 @@
 import type { FailoverResult } from '../workflows/failover';
 import type { GaleraRecoverResult } from '../workflows/galeraRecover';
 import type { ClusterHealthReport } from '../workflows/health';
+import type { RefreshNodeAddressesResult } from '../workflows/refreshNodeAddresses';
 import type { ClusterChangeResult } from '../workflows/upgrade-engine';
 import type { MigrateSchemaResult } from '../workflows/migrateSchema';
 import type { SwitchoverResult } from '../workflows/switchover';
@@ -107,6 +108,16 @@ function renderVitessDrain(result: unknown): { lines: string[]; exitCode: number
   return { lines: [`cluster ${r.cluster}: ${r.summary}`], exitCode: 0 };
 }
 
+function renderRefresh(result: unknown): { lines: string[]; exitCode: number } {
+  const r = result as RefreshNodeAddressesResult;
+  const lines = [r.summary];
+  for (const [i, round] of r.rounds.entries()) {
+    for (const u of round.updates) lines.push(`  round ${i + 1}: ${u.node}: ${u.previous.host}:${u.previous.port} → ${u.host}:${u.port}${round.alreadyDone.includes(u.node) ? ' (already done)' : ''}`);
+    if (round.waitedFor.length) lines.push(`  round ${i + 1}: waited for an address: ${round.waitedFor.join(', ')}`);
+  }
+  return { lines, exitCode: 0 };
+}
+
 export const RUNBOOKS: Record<string, RunbookSpec> = {
   clusterHealth: {
     workflowType: 'clusterHealth',
@@ -155,5 +166,11 @@ export const RUNBOOKS: Record<string, RunbookSpec> = {
     description: 'bootstrap a Galera cluster after a full outage from its most advanced node',
     workflowId: (cluster) => `galeraRecover/${cluster}`,
     render: renderGaleraRecover,
+  },
+  refreshNodeAddresses: {
+    workflowType: 'refreshNodeAddresses',
+    description: "write the pods' current addresses into the database's own catalog (the pod watcher starts it on a change)",
+    workflowId: (cluster) => `refreshNodeAddresses/${cluster}`,
+    render: renderRefresh,
   },
 };
