@@ -5,17 +5,15 @@
 // Everything streams: memory stays bounded by the keys a migration touches, not the metadata size.
 import { createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
-import { PassThrough, Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
-import { CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { Context, heartbeat, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Etcd3, IRequestOp } from 'etcd3';
 import { applyMigration, diffKeys, rebaseStep, stepChanges, type EtcdMigrationSpec, type EtcdMigrationStep } from '../workflows/etcd-migration';
 import type { EtcdConnector } from './etcd';
-import type { S3Connector } from './s3';
+import { readVerified, uploadVerified, type S3Connector } from './s3';
 
 export interface MetadataRecord {
   key: Buffer;
@@ -139,21 +137,17 @@ async function withEtcd<T>(deps: MetadataDeps, cluster: string, fn: (client: Etc
 async function* readDump(deps: MetadataDeps, cluster: string, objectKey: string): AsyncGenerator<MetadataRecord> {
   const target = await deps.s3.connect(cluster);
   try {
-    const head = await target.client.send(new HeadObjectCommand({ Bucket: target.bucket, Key: objectKey }));
-    const expected = head.Metadata?.sha256;
-    const object = await target.client.send(new GetObjectCommand({ Bucket: target.bucket, Key: objectKey }));
-    const hash = createHash('sha256');
-    const raw = object.Body as Readable;
-    raw.on('data', (chunk: Buffer) => hash.update(chunk));
-    const lines = createInterface({ input: raw.pipe(createGunzip()), crlfDelay: Infinity });
+    const { body } = await readVerified(target, objectKey);
+    const lines = createInterface({ input: body.pipe(createGunzip()), crlfDelay: Infinity });
+    // A corrupt object fails at the end of the stream: readline swallows that error, so keep it.
+    let failure: Error | undefined;
+    body.on('error', (err: Error) => (failure = err));
     for await (const line of lines) {
       if (!line) continue;
       const r = JSON.parse(line) as { k: string; v: string; ver: string };
       yield { key: Buffer.from(r.k, 'base64'), value: Buffer.from(r.v, 'base64'), version: r.ver };
     }
-    if (expected && hash.digest('hex') !== expected) {
-      throw ApplicationFailure.nonRetryable(`metadata dump s3://${target.bucket}/${objectKey} does not match its recorded sha256`, 'BackupCorrupt');
-    }
+    if (failure) throw failure;
   } finally {
     target.client.destroy();
   }
@@ -289,37 +283,8 @@ export function createMetadataActivities(deps: MetadataDeps) {
               }
             })(),
           );
-          const hash = createHash('sha256');
-          let bytes = 0;
-          const body = new PassThrough();
-          const counting = new PassThrough();
-          counting.on('data', (chunk: Buffer) => {
-            hash.update(chunk);
-            bytes += chunk.length;
-          });
-          const upload = new Upload({ client: target.client, params: { Bucket: target.bucket, Key: `${objectKey}.partial`, Body: body }, queueSize: 2, partSize: 8 * 1024 * 1024 });
-          // A failed upload stops reading the body: end the dump pipeline with it instead of waiting.
-          await Promise.all([pipeline(lines, createGzip(), counting, body), upload.done()]).catch((err: unknown) => {
-            lines.destroy();
-            throw err;
-          });
-          const sha256 = hash.digest('hex');
-          // Copy-to-final with the checksum as metadata: the final name appears only when whole.
-          await target.client.send(
-            new CopyObjectCommand({
-              Bucket: target.bucket,
-              Key: objectKey,
-              CopySource: `${target.bucket}/${encodeURI(`${objectKey}.partial`)}`,
-              MetadataDirective: 'REPLACE',
-              Metadata: { sha256, bytes: String(bytes), keys: String(digest.keyCount), revision },
-            }),
-          );
-          await target.client.send(new DeleteObjectCommand({ Bucket: target.bucket, Key: `${objectKey}.partial` }));
-          const head = await target.client.send(new HeadObjectCommand({ Bucket: target.bucket, Key: objectKey }));
-          if (head.ContentLength !== bytes || head.Metadata?.sha256 !== sha256) {
-            throw new Error(`metadata dump ${objectKey} reads back ${head.ContentLength ?? '?'} bytes, expected ${bytes}`);
-          }
-          return { ...digest.result(), objectKey, bytes, sha256, revision };
+          const uploaded = await uploadVerified(target, objectKey, [lines, createGzip()], () => ({ keys: String(digest.keyCount), revision }));
+          return { ...digest.result(), objectKey, bytes: uploaded.bytes, sha256: uploaded.sha256, revision };
         } finally {
           target.client.destroy();
         }
