@@ -120,3 +120,12 @@ export const nodeControl: ActivityOptions = {
   heartbeatTimeout: '1 minute',
   retry: { initialInterval: '2 seconds', maximumAttempts: 2, nonRetryableErrorTypes: NON_RETRYABLE },
 };
+
+/**
+ * A notification: the activity retries each webhook itself and reports failures instead of
+ * throwing, so a retry here only covers a lost worker (the receiver gets an idempotency key).
+ */
+export const notification: ActivityOptions = {
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '5 seconds', maximumAttempts: 3 },
+};
