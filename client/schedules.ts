@@ -125,8 +125,31 @@ export async function upsertSchedule(client: Client, options: ScheduleOptions): 
   }
 }
 
-function when(spec: { cronExpressions?: string[]; intervals?: { every: number | string }[] } | undefined): string {
+type CalendarRange = { start: number | string; end?: number | string; step?: number };
+const CALENDAR_FIELDS = ['minute', 'hour', 'dayOfMonth', 'month', 'dayOfWeek'] as const;
+const FULL: Record<(typeof CALENDAR_FIELDS)[number], [number | string, number | string]> = {
+  minute: [0, 59],
+  hour: [0, 23],
+  dayOfMonth: [1, 31],
+  month: ['JANUARY', 'DECEMBER'],
+  dayOfWeek: ['SUNDAY', 'SATURDAY'],
+};
+
+/** The server keeps a cron expression as a calendar: show it in cron's own five fields again. */
+function cronOf(calendar: Partial<Record<(typeof CALENDAR_FIELDS)[number], CalendarRange[]>>): string {
+  return CALENDAR_FIELDS.map((field) => {
+    const ranges = calendar[field] ?? [];
+    const [min, max] = FULL[field];
+    const only = ranges[0];
+    if (ranges.length === 1 && only && only.start === min && only.end === max && (only.step ?? 1) === 1) return '*';
+    const name = (v: number | string) => (typeof v === 'string' ? v.slice(0, 3).toLowerCase() : String(v));
+    return ranges.map((r) => `${name(r.start)}${r.end !== undefined && r.end !== r.start ? `-${name(r.end)}` : ''}${(r.step ?? 1) > 1 ? `/${r.step}` : ''}`).join(',') || '*';
+  }).join(' ');
+}
+
+function when(spec: { cronExpressions?: string[]; calendars?: unknown[]; intervals?: { every: number | string }[] } | undefined): string {
   if (spec?.cronExpressions?.length) return `cron "${spec.cronExpressions.join('; ')}"`;
+  if (spec?.calendars?.length) return `cron "${spec.calendars.map((c) => cronOf(c as Parameters<typeof cronOf>[0])).join('; ')}"`;
   // Described schedules give milliseconds; the options this client builds give "<n>s".
   if (spec?.intervals?.length) return `every ${spec.intervals.map((i) => (typeof i.every === 'number' ? `${Math.round(i.every / 1000)}s` : i.every)).join(', ')}`;
   return 'no spec';
