@@ -88,6 +88,10 @@ async function main(): Promise<void> {
       const plainStarted = performance.now();
       await run('bash', ['-c', `ETCDCTL_API=3 etcdctl --endpoints http://127.0.0.1:2379 get --prefix '${prefix}' -w json | gzip > /dev/null`], { maxBuffer: 1024 });
       const plainMs = performance.now() - plainStarted;
+      const snapshotFile = path.join(os.tmpdir(), `dbr-bench-${id}-${n}.db`);
+      const plainSnapshotStarted = performance.now();
+      await run('bash', ['-c', `ETCDCTL_API=3 etcdctl --endpoints http://127.0.0.1:2379 snapshot save '${snapshotFile}' > /dev/null && rm -f '${snapshotFile}'`], { maxBuffer: 1024 * 1024 });
+      const plainSnapshotMs = performance.now() - plainSnapshotStarted;
 
       const taskQueue = `bench-upgrade-${id}-${n}`;
       const activities = createActivities({ ...createConnectors({ profiles, profileSource: 'bench profile', kubeconfigPath: ADMIN_KUBECONFIG }), client: env.client }, { kubernetesPollIntervalMs: 200 });
@@ -145,6 +149,7 @@ async function main(): Promise<void> {
         stepRows.push(`| ${megabytes} MB | ${name} | ${((to - from) / 1000).toFixed(2)} s | ${(work / 1000).toFixed(2)} s | ${(Math.max(0, to - from - work) / 1000).toFixed(2)} s |`);
       }
       const dump = spans.find((s) => s.type === 'dumpMetadata')!;
+      const snapshot = spans.find((s) => s.type === 'snapshotEtcdToS3')!;
       rows.push(
         `\n### ${megabytes} MB of metadata (${keys} keys of ~${VALUE_BYTES} bytes)`,
         '| size | step | duration | activity work | orchestration |',
@@ -152,6 +157,7 @@ async function main(): Promise<void> {
         ...stepRows,
         `service stopped for ${(windowMs / 1000).toFixed(2)} s: raw work ${(workMs / 1000).toFixed(2)} s, orchestration overhead ${((windowMs - workMs) / 1000).toFixed(2)} s = ${(((windowMs - workMs) / windowMs) * 100).toFixed(1)}% of the window`,
         `backup side by side: this project's dump to MinIO ${((dump.end - dump.start) / 1000).toFixed(2)} s (read, gzip, upload, verify) vs etcdctl get | gzip > /dev/null ${(plainMs / 1000).toFixed(2)} s: ratio ${((dump.end - dump.start) / plainMs).toFixed(2)}`,
+        `snapshot side by side: this project's etcd snapshot to MinIO ${((snapshot.end - snapshot.start) / 1000).toFixed(2)} s (stream, hash check, upload, verify) vs etcdctl snapshot save to local disk ${(plainSnapshotMs / 1000).toFixed(2)} s: ratio ${((snapshot.end - snapshot.start) / plainSnapshotMs).toFixed(2)}`,
       );
       await etcd.delete().prefix(`/dbr-bench-${id}-${n}/`);
       await etcd.delete().prefix(`/__db_runbooks/migrations/${cluster}/`);
