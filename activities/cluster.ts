@@ -1,7 +1,7 @@
 // The profile lookup every runbook starts with. Returns only what a workflow may see: names,
 // roles and thresholds, never endpoints' credentials.
 import { ApplicationFailure } from '@temporalio/common';
-import { NODE_ACTIONS, type ClusterProfile, type HealthThresholds, type NodeAction, type NodeControlProfile } from './profile';
+import { NODE_ACTIONS, type BackupProfile, type ClusterProfile, type HealthThresholds, type NodeAction, type NodeControlProfile } from './profile';
 
 export interface ProfileSource {
   /** The cluster's profile; a non-retryable UnknownCluster failure names the field when there is none. */
@@ -50,6 +50,7 @@ export interface ClusterPlan {
     drainTimeoutSeconds: number;
   };
   health: HealthThresholds;
+  backup: BackupProfile;
   lock: { waitSeconds: number; leaseSeconds: number };
   addressRefresh?: { registry: 'sql' | 'etcd' | 'command'; quietSeconds: number; watch: boolean };
 }
@@ -85,6 +86,7 @@ export function planOf(cluster: string, profile: ClusterProfile): ClusterPlan {
       drainTimeoutSeconds: failover.drainTimeoutSeconds,
     },
     health: profile.health,
+    backup: profile.backup,
     lock: profile.lock,
     addressRefresh: profile.addressRefresh && {
       registry: profile.addressRefresh.registry.kind,

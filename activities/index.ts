@@ -1,5 +1,6 @@
 // All activities, built from the connectors the worker (or a test) hands in.
 import { createAddressRegistryActivities } from './address-registry';
+import { createBackupCatalogActivities } from './backup-catalog';
 import { createClusterActivities, createProfileSource, type ProfileSource } from './cluster';
 import { createEtcdActivities, createEtcdConnector, createEtcdSnapshotActivities, type EtcdConnector } from './etcd';
 import {
@@ -69,6 +70,7 @@ export function createActivities(connectors: Connectors & TemporalDeps, options:
     ...createEtcdActivities({ etcd: connectors.etcd }),
     ...createEtcdSnapshotActivities({ etcd: connectors.etcd, s3: connectors.s3 }),
     ...createS3Activities({ s3: connectors.s3 }),
+    ...createBackupCatalogActivities({ s3: connectors.s3 }),
     ...createNotifyActivities({ profiles: connectors.profiles, secrets: connectors.secrets }),
     ...createMetadataActivities({ etcd: connectors.etcd, s3: connectors.s3 }),
     ...createAddressRegistryActivities({ ...connectors, pollIntervalMs: options.kubernetesPollIntervalMs }),

@@ -204,6 +204,16 @@ const addressRefresh = z.strictObject({
   watch: z.boolean().default(true),
 });
 
+const backup = z.strictObject({
+  /** Kept: the newest backup of each of the last `daily` days and `weekly` ISO weeks, and always the newest verified one. */
+  retention: z
+    .strictObject({
+      daily: z.number().int().min(0).max(366).default(7),
+      weekly: z.number().int().min(0).max(520).default(4),
+    })
+    .prefault({}),
+});
+
 const clusterProfile = z.strictObject({
   description: z.string().optional(),
   namespace: z.string().regex(CLUSTER_NAME_PATTERN, 'a Kubernetes namespace name').optional(),
@@ -229,6 +239,7 @@ const clusterProfile = z.strictObject({
     })
     .prefault({}),
   addressRefresh: addressRefresh.optional(),
+  backup: backup.prefault({}),
   lock: z
     .strictObject({
       /** How long a runbook waits for the cluster lock before it fails naming the holder. */
@@ -250,6 +261,7 @@ export type MigrationSetProfile = z.infer<typeof migrationSet>;
 export type EtcdProfile = z.infer<typeof etcd>;
 export type S3Profile = z.infer<typeof s3>;
 export type HealthThresholds = z.infer<typeof health>;
+export type BackupProfile = z.infer<typeof backup>;
 export type AddressRefreshProfile = z.infer<typeof addressRefresh>;
 export type AddressRegistryProfile = z.infer<typeof addressRegistry>;
 

@@ -1,6 +1,7 @@
 // The runbooks the client can start: workflow type, how the workflow id derives from the cluster,
 // and how the result is shown. A mutating runbook's id is fixed per cluster, so Temporal itself
 // refuses a second one while the first runs.
+import type { BackupEtcdResult } from '../workflows/backupEtcd';
 import type { FailoverResult } from '../workflows/failover';
 import type { GaleraRecoverResult } from '../workflows/galeraRecover';
 import type { ClusterHealthReport } from '../workflows/health';
@@ -172,5 +173,12 @@ export const RUNBOOKS: Record<string, RunbookSpec> = {
     description: "write the pods' current addresses into the database's own catalog (the pod watcher starts it on a change)",
     workflowId: (cluster) => `refreshNodeAddresses/${cluster}`,
     render: renderRefresh,
+  },
+  backupEtcd: {
+    workflowType: 'backupEtcd',
+    description: 'a full etcd snapshot to S3, checked, with a manifest and the profile\'s retention',
+    // Several backups a day are normal: the id carries the time, the cluster lock keeps them apart.
+    workflowId: (cluster, now) => `backupEtcd/${cluster}/${now.toISOString()}`,
+    render: (result) => ({ lines: [(result as BackupEtcdResult).summary], exitCode: 0 }),
   },
 };

@@ -129,3 +129,9 @@ export const notification: ActivityOptions = {
   startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '5 seconds', maximumAttempts: 3 },
 };
+
+/** The backup catalog in S3 (manifests, listings, deletions): quick calls, retried through an S3 outage. */
+export const catalogIo: ActivityOptions = {
+  startToCloseTimeout: '5 minutes',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
+};

@@ -9,3 +9,4 @@ export { failover } from './failover';
 export { galeraRecover } from './galeraRecover';
 export { switchover } from './switchover';
 export { vitessDrain } from './vitessDrain';
+export { backupEtcd } from './backupEtcd';

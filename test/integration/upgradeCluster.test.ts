@@ -11,8 +11,8 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Workflo
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Etcd3 } from 'etcd3';
-import { downgradeCluster, upgradeCluster } from '../../workflows';
-import { approveUpdate, getProgressQuery, rejectUpdate } from '../../workflows/definitions';
+import { backupEtcd, downgradeCluster, upgradeCluster } from '../../workflows';
+import { approveUpdate, getProgressQuery, rejectUpdate, searchAttributes } from '../../workflows/definitions';
 import { applyMigration, type EtcdMigrationSpec } from '../../workflows/etcd-migration';
 import type { UpgradeClusterInput } from '../../workflows/upgradeCluster';
 import type { ClusterChangeResult } from '../../workflows/upgrade-engine';
@@ -46,7 +46,7 @@ interface TestCluster {
   workload: string;
 }
 
-const clusters: TestCluster[] = Array.from({ length: 10 }, (_, i) => ({
+const clusters: TestCluster[] = Array.from({ length: 11 }, (_, i) => ({
   name: `upg-${run}-${i}`,
   prefix: `/dbr-test-${run}-${i}/meta/`,
   s3Prefix: `test-upgrade-${run}-${i}/`,
@@ -384,4 +384,26 @@ test('two upgrades of one cluster: the second waits for the lock, then runs', as
   expect((await first.result()).outcome).toBe('upgraded');
   const dryRun = await second.result();
   expect(dryRun).toMatchObject({ outcome: 'dry-run', fromImage: NEW });
+});
+
+test('a scheduled etcd backup during an upgrade is skipped and recorded, and the upgrade goes on', async () => {
+  const cluster = await newCluster();
+  const upgrade = await start(cluster, { targetImage: NEW, requireApproval: true });
+  await eventually('the approval gate', async () => ((await upgrade.query(getProgressQuery)).approval?.state === 'waiting' ? true : undefined));
+  // As a Schedule starts it: only the cluster in the input.
+  const backupId = `backupEtcd/${cluster.name}/scheduled-${run}`;
+  const skipped = await env.client.workflow.execute(backupEtcd, { taskQueue: worker.taskQueue, workflowId: backupId, args: [{ cluster: cluster.name }] });
+  expect(skipped.outcome).toBe('skipped');
+  expect(skipped.summary).toContain(`locked by upgradeCluster upgradeCluster/${cluster.name}`);
+  const progress = await env.client.workflow.getHandle(backupId).query(getProgressQuery);
+  expect(progress.outcome).toBe('skipped');
+  expect(progress.steps.find((s) => s.name === 'snapshot')).toMatchObject({ state: 'skipped', detail: 'the cluster is locked' });
+  expect(notificationsOf(cluster, backupId)).toEqual(['skipped']);
+  // The memo and the search attribute say so in the UI's list of runs.
+  const described = await env.client.workflow.getHandle(backupId).describe();
+  expect(described.typedSearchAttributes.get(searchAttributes.outcome)).toBe('skipped');
+  expect(await objectsUnder(`${cluster.s3Prefix}backups/`)).toEqual([]);
+
+  await upgrade.executeUpdate(approveUpdate, { args: [{ by: 'test' }] });
+  expect((await upgrade.result()).outcome).toBe('upgraded');
 });
