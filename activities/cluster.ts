@@ -40,6 +40,8 @@ export interface ClusterPlan {
   routing?: { namespace: string; roleLabel: string };
   etcd?: { endpoints: string[]; metadataPrefix: string };
   s3?: { bucket: string; prefix: string };
+  /** What backupDatabase does when its input leaves it to the profile. */
+  backup?: { compression: 'gzip' | 'zstd'; databases?: string[]; retention: { daily: number; weekly: number }; verifyEvery: number };
   notifications: boolean;
   failoverStrategy?: string;
   failover: {
@@ -75,6 +77,7 @@ export function planOf(cluster: string, profile: ClusterProfile): ClusterPlan {
     routing: profile.namespace && profile.workload?.roleLabel ? { namespace: profile.namespace, roleLabel: profile.workload.roleLabel } : undefined,
     etcd: profile.etcd && { endpoints: profile.etcd.endpoints, metadataPrefix: profile.etcd.metadataPrefix },
     s3: profile.s3 && { bucket: profile.s3.bucket, prefix: profile.s3.prefix },
+    backup: { compression: profile.backup.compression, databases: profile.backup.databases, retention: profile.backup.retention, verifyEvery: profile.backup.verifyEvery },
     notifications: Boolean(profile.notify?.slackWebhookUrl ?? profile.notify?.jsonWebhookUrl),
     failoverStrategy: failover.strategy,
     failover: {

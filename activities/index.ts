@@ -1,5 +1,6 @@
 // All activities, built from the connectors the worker (or a test) hands in.
 import { createAddressRegistryActivities } from './address-registry';
+import { createBackupActivities } from './backup';
 import { createClusterActivities, createProfileSource, type ProfileSource } from './cluster';
 import { createEtcdActivities, createEtcdConnector, type EtcdConnector } from './etcd';
 import {
@@ -68,6 +69,7 @@ export function createActivities(connectors: Connectors & TemporalDeps, options:
     ...createEtcdActivities({ etcd: connectors.etcd }),
     ...createS3Activities({ s3: connectors.s3 }),
     ...createMetadataActivities({ etcd: connectors.etcd, s3: connectors.s3 }),
+    ...createBackupActivities({ profiles: connectors.profiles, mysql: connectors.mysql, s3: connectors.s3, secrets: connectors.secrets }),
     ...createAddressRegistryActivities({ ...connectors, pollIntervalMs: options.kubernetesPollIntervalMs }),
     ...createKubernetesActivities({ kubernetes: connectors.kubernetes, pollIntervalMs: options.kubernetesPollIntervalMs }),
   };

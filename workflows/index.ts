@@ -9,3 +9,5 @@ export { failover } from './failover';
 export { galeraRecover } from './galeraRecover';
 export { switchover } from './switchover';
 export { vitessDrain } from './vitessDrain';
+export { backupDatabase } from './backupDatabase';
+export { restoreDatabase } from './restoreDatabase';
