@@ -1,10 +1,14 @@
 // etcd: clients resolved from the cluster profile, and the facts the runbooks decide on.
+import { createHash } from 'node:crypto';
+import { Transform, type Readable } from 'node:stream';
 import { noop } from 'cockatiel';
 import { Etcd3, type IOptions } from 'etcd3';
+import { heartbeat } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { ProfileSource } from './cluster';
 import type { EtcdProfile } from './profile';
 import type { SecretResolver } from './secrets';
+import { uploadVerified, type S3Connector, type VerifiedObject } from './s3';
 
 export interface EtcdConnector {
   /** A client for the cluster's etcd, or for one of its endpoints only; the caller closes it. */
@@ -92,6 +96,76 @@ export function createEtcdActivities(deps: { etcd: EtcdConnector }) {
         }
       }
       return facts;
+    },
+  };
+}
+
+const SHA256_BYTES = 32;
+
+/**
+ * etcd's Maintenance.Snapshot stream as bytes, exactly as `etcdctl snapshot save` stores them (the
+ * bbolt file, then a SHA-256 of it, which `etcdctl snapshot restore` checks). The stream fails
+ * with BackupCorrupt at its end when that trailing hash does not match what came before it.
+ */
+export async function etcdSnapshotStream(client: Etcd3, onRevision?: (revision: string) => void): Promise<Readable> {
+  // etcd3 types the call as an event emitter; underneath it is a gRPC object-mode Readable,
+  // which gives backpressure when piped.
+  const source = (await client.maintenance.snapshot()) as unknown as Readable;
+  const hash = createHash('sha256');
+  let tail = Buffer.alloc(0);
+  const verifying = new Transform({
+    writableObjectMode: true,
+    transform(message: { blob: Buffer; header?: { revision?: string } }, _encoding, callback) {
+      if (message.header?.revision) onRevision?.(message.header.revision);
+      const joined = Buffer.concat([tail, message.blob]);
+      const split = Math.max(0, joined.length - SHA256_BYTES);
+      hash.update(joined.subarray(0, split));
+      tail = joined.subarray(split);
+      callback(null, message.blob);
+    },
+    flush(callback) {
+      const expected = tail.toString('hex');
+      const actual = hash.digest('hex');
+      callback(tail.length === SHA256_BYTES && expected === actual ? null : ApplicationFailure.nonRetryable(`the etcd snapshot stream does not end with the SHA-256 of its content (${actual} computed, ${expected || 'nothing'} sent)`, 'BackupCorrupt'));
+    },
+  });
+  source.on('error', (err) => verifying.destroy(err));
+  return source.pipe(verifying);
+}
+
+export interface EtcdSnapshotResult extends VerifiedObject {
+  /** The revision the snapshot holds (the stream's first header). */
+  revision: string;
+}
+
+export function createEtcdSnapshotActivities(deps: { etcd: EtcdConnector; s3: S3Connector }) {
+  return {
+    /**
+     * A full snapshot of the cluster's etcd streamed to s3://bucket/<prefix><relativeKey>, checked
+     * against etcd's own trailing hash on the way and with HeadObject after. Repeatable: a retry
+     * writes the same object again.
+     */
+    async snapshotEtcdToS3({ cluster, relativeKey }: { cluster: string; relativeKey: string }): Promise<EtcdSnapshotResult> {
+      if (!/^[A-Za-z0-9!_.*'()/-]+$/.test(relativeKey) || relativeKey.includes('..')) {
+        throw ApplicationFailure.nonRetryable(`relativeKey: ${JSON.stringify(relativeKey)} is not a safe object name`, 'InvalidInput');
+      }
+      const client = await deps.etcd.connect(cluster);
+      const target = await deps.s3.connect(cluster);
+      try {
+        let revision = '';
+        const stream = await etcdSnapshotStream(client, (r) => (revision ||= r));
+        let reported = 0;
+        const uploaded = await uploadVerified(target, `${target.prefix}${relativeKey}`, stream, () => ({ cluster, revision, kind: 'etcd-snapshot' }), (bytes) => {
+          if (bytes - reported >= 8 * 1024 * 1024) {
+            reported = bytes;
+            heartbeat({ phase: 'etcd snapshot', bytes });
+          }
+        });
+        return { ...uploaded, revision };
+      } finally {
+        client.close();
+        target.client.destroy();
+      }
     },
   };
 }

@@ -2,7 +2,7 @@
 import { createAddressRegistryActivities } from './address-registry';
 import { createBackupActivities } from './backup';
 import { createClusterActivities, createProfileSource, type ProfileSource } from './cluster';
-import { createEtcdActivities, createEtcdConnector, type EtcdConnector } from './etcd';
+import { createEtcdActivities, createEtcdConnector, createEtcdSnapshotActivities, type EtcdConnector } from './etcd';
 import {
   createKubernetesActivities,
   createKubernetesConnector,
@@ -14,6 +14,7 @@ import {
 import { createMetadataActivities } from './metadata';
 import { createDirectorySource, createMigrationActivities, type MigrationFileSource } from './migrations';
 import { createGaleraActivities, createMysqlActivities, createMysqlConnector, createReplicationActivities, type MysqlConnector } from './mysql';
+import { createNotifyActivities } from './notify';
 import { createCommandRunner, createNodeControlActivities, type CommandRunner } from './nodes';
 import type { ClusterProfile } from './profile';
 import { createS3Activities, createS3Connector, type S3Connector } from './s3';
@@ -67,7 +68,9 @@ export function createActivities(connectors: Connectors & TemporalDeps, options:
     ...createGaleraActivities({ mysql: connectors.mysql }),
     ...createNodeControlActivities({ profiles: connectors.profiles, runner: connectors.commands, kubernetes: connectors.kubernetes }),
     ...createEtcdActivities({ etcd: connectors.etcd }),
+    ...createEtcdSnapshotActivities({ etcd: connectors.etcd, s3: connectors.s3 }),
     ...createS3Activities({ s3: connectors.s3 }),
+    ...createNotifyActivities({ profiles: connectors.profiles, secrets: connectors.secrets }),
     ...createMetadataActivities({ etcd: connectors.etcd, s3: connectors.s3 }),
     ...createBackupActivities({ profiles: connectors.profiles, mysql: connectors.mysql, s3: connectors.s3, secrets: connectors.secrets }),
     ...createAddressRegistryActivities({ ...connectors, pollIntervalMs: options.kubernetesPollIntervalMs }),

@@ -12,6 +12,7 @@ import { Context, heartbeat, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Etcd3, IRequestOp } from 'etcd3';
 import { applyMigration, diffKeys, rebaseStep, stepChanges, type EtcdMigrationSpec, type EtcdMigrationStep } from '../workflows/etcd-migration';
+import { upgradeObjectName } from '../workflows/object-names';
 import type { EtcdConnector } from './etcd';
 import { readVerified, uploadVerified, type S3Connector } from './s3';
 
@@ -100,8 +101,7 @@ function isTouched(key: string, touched: { keys: Set<string>; prefixes: string[]
 }
 
 function dumpObjectKey(prefix: string, workflowId: string, name: string): string {
-  // Object names derive from the workflow id: a retried step writes the same object again.
-  return `${prefix}upgrades/${workflowId.replace(/[^A-Za-z0-9._-]+/g, '_')}/${name}`;
+  return `${prefix}${upgradeObjectName(workflowId, name)}`;
 }
 
 export interface UpgradeManifest {
@@ -113,7 +113,8 @@ export interface UpgradeManifest {
   replicas: number;
   /** The logical dump of the metadata before the change, and its digest. */
   dump: { objectKey: string; keyCount: number; digest: string; sha256: string; bytes: number };
-  snapshot?: { objectKey: string; bytes: number; sha256: string };
+  /** The full etcd snapshot taken with the dump, for `etcdctl snapshot restore`. */
+  snapshot?: { objectKey: string; bytes: number; sha256: string; revision: string };
   migration?: { kind: string; version: string };
   outcome: 'upgraded' | 'downgraded' | 'rolled back' | 'dry-run' | 'in progress';
   at: string;

@@ -171,9 +171,10 @@ const workload = z.strictObject({
   roleLabel: z.string().min(1).optional(),
 });
 
+/** Webhook URLs carry their own credentials (Slack's do): give them as secret references in production. */
 const notify = z.strictObject({
-  slackWebhookUrl: z.url().optional(),
-  jsonWebhookUrl: z.url().optional(),
+  slackWebhookUrl: z.union([z.url(), secretRef]).optional(),
+  jsonWebhookUrl: z.union([z.url(), secretRef]).optional(),
 });
 
 const health = z.strictObject({
@@ -284,7 +285,7 @@ export class ProfileError extends Error {
   override name = 'ProfileError';
 }
 
-const SECRET_FIELDS = new Set(['password', 'replicationPassword', 'accessKeyId', 'secretAccessKey']);
+const SECRET_FIELDS = new Set(['password', 'replicationPassword', 'accessKeyId', 'secretAccessKey', 'slackWebhookUrl', 'jsonWebhookUrl']);
 
 function describeValue(value: unknown): string {
   if (value === '(value not shown)') return value;

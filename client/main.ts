@@ -18,6 +18,7 @@ import {
   type RunbookProgress,
 } from '../workflows/definitions';
 import { RUNBOOKS, type RunbookSpec } from './runbooks';
+import { SCHEDULE_USAGE, scheduleCommand, ScheduleUsageError } from './schedules';
 
 const USAGE = `usage:
   runbook <runbook> --cluster NAME [--input JSON] [--detach]   start a runbook and follow it to the end
@@ -27,6 +28,7 @@ const USAGE = `usage:
   runbook approve <workflow-id> [--comment TEXT] [--by NAME]    approve the step the run waits on
   runbook reject <workflow-id> --reason TEXT [--by NAME]        reject it: the run ends without the step
   runbook list [--cluster NAME] [--limit N]                     recent runs
+${SCHEDULE_USAGE}
 runbooks:
 ${Object.entries(RUNBOOKS).map(([name, spec]) => `  ${name.padEnd(16)} ${spec.description}`).join('\n')}
 environment: TEMPORAL_ADDRESS (127.0.0.1:7233), TEMPORAL_NAMESPACE (default), DBR_TASK_QUEUE (${TASK_QUEUE_DEFAULT}),
@@ -64,8 +66,7 @@ function printStepChanges(progress: RunbookProgress, printed: Map<string, string
   }
 }
 
-async function follow(handle: WorkflowHandle, spec: RunbookSpec | undefined): Promise<number> {
-  const printed = new Map<string, string>();
+async function follow(handle: WorkflowHandle, spec: RunbookSpec | undefined, printed = new Map<string, string>()): Promise<number> {
   let finished = false;
   const outcome = handle.result().then(
     (value: unknown) => ({ ok: true as const, value }),
@@ -180,14 +181,14 @@ async function status(args: string[]): Promise<number> {
   const description = await handle.describe();
   const name = description.typedSearchAttributes.get(searchAttributes.runbook) ?? description.type;
   process.stdout.write(`${workflowId}: ${name} ${description.status.name} since ${description.startTime.toISOString()}\n  ${uiLink(namespace, workflowId, description.runId)}\n`);
+  const printed = new Map<string, string>();
   try {
-    const progress = await handle.query(getProgressQuery);
-    printStepChanges(progress, new Map());
+    printStepChanges(await handle.query(getProgressQuery), printed);
   } catch (err) {
     process.stdout.write(`  (progress unavailable: ${(err as Error).message})\n`);
   }
   if (description.status.name === 'RUNNING') return 0;
-  return follow(handle, RUNBOOKS[description.type]);
+  return follow(handle, RUNBOOKS[description.type], printed);
 }
 
 async function cancel(workflowId: string | undefined): Promise<number> {
@@ -275,11 +276,15 @@ export async function runCli(argv: string[]): Promise<number> {
       case 'approve':
       case 'reject':
         return await decide(command, rest);
+      case 'schedule': {
+        const { client } = await connect();
+        return await scheduleCommand(client, rest, (line) => process.stdout.write(`${line}\n`));
+      }
       default:
         return await startRunbook(command, rest);
     }
   } catch (err) {
-    if (err instanceof UsageError || err instanceof ConfigError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    if (err instanceof UsageError || err instanceof ScheduleUsageError || err instanceof ConfigError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`runbook: ${(err as Error).message}\n`);
       return 2;
     }

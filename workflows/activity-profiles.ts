@@ -122,6 +122,15 @@ export const nodeControl: ActivityOptions = {
 };
 
 /**
+ * A notification: the activity retries each webhook itself and reports failures instead of
+ * throwing, so a retry here only covers a lost worker (the receiver gets an idempotency key).
+ */
+export const notification: ActivityOptions = {
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '5 seconds', maximumAttempts: 3 },
+};
+
+/**
  * Database dumps, verification restores and restores: streams as long as the database is large,
  * heartbeating every few seconds. A lost worker is noticed within a minute and the step starts
  * over (object names come from the backup id, a restore recreates its target first).

@@ -4,13 +4,14 @@
 // database every Nth run, the manifest written last, and retention. A backup that finds the lock
 // held by another runbook (an upgrade, a switchover) is skipped and says by whom, rather than
 // queueing for hours behind it; `whenLocked: 'wait'` queues instead.
-import { ApplicationFailure, CancellationScope, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { BackupManifest, BackupSummary, Compression, DumpResult, VerificationRecord } from '../activities/backup';
 import { backupCatalog, backupIo, lookup } from './activity-profiles';
 import { backupIdOf } from './backup-retention';
 import { describeHolder } from './clusterLock';
 import { withClusterLock } from './lock';
+import { Notifier } from './notify';
 import { failureMessage, RunbookTracker } from './tracker';
 import { InputValidator } from './validation';
 
@@ -98,6 +99,8 @@ export async function backupDatabase(input: BackupDatabaseInput): Promise<Backup
         if (!p.mysql || !p.s3 || !p.backup) throw ApplicationFailure.nonRetryable(`cluster: cluster "${cluster}" needs a mysql and an s3 section in its profile to be backed up`, 'ProfileIncomplete');
         return { ...p, backup: p.backup };
       });
+      // A scheduled backup that fails, or does not run, must not go unnoticed.
+      const notifier = new Notifier(tracker.progress, plan.notifications);
       tracker.begin('cluster lock');
       let lockHeld = false;
       const locked = await withClusterLock(
@@ -189,15 +192,18 @@ export async function backupDatabase(input: BackupDatabaseInput): Promise<Backup
             summary,
           };
         },
-      ).catch((err: unknown) => {
+      ).catch(async (err: unknown) => {
         if (!lockHeld) tracker.end('cluster lock', 'failed', failureMessage(err));
+        await CancellationScope.nonCancellable(() => notifier.send(isCancellation(err) ? 'cancelled' : 'failed', `backup of cluster ${cluster} failed: ${failureMessage(err)}`));
         throw err;
       });
       if (locked.status === 'skipped') {
         const heldBy = describeHolder(locked.holder);
         tracker.end('cluster lock', 'skipped', `held by ${heldBy}`);
         for (const step of STEPS.slice(2)) tracker.skip(step, 'the cluster lock is held by another runbook');
-        return { cluster, outcome: 'skipped', heldBy, summary: `backup of cluster ${cluster} skipped: the cluster lock is held by ${heldBy} (whenLocked: skip)` };
+        const summary = `backup of cluster ${cluster} skipped: the cluster lock is held by ${heldBy} (whenLocked: skip)`;
+        await notifier.send('skipped', summary);
+        return { cluster, outcome: 'skipped', heldBy, summary };
       }
       return locked.value;
     },

@@ -30,6 +30,8 @@ export interface RunbookProgress {
   outcome: 'running' | 'succeeded' | 'failed' | 'rolled back' | 'cancelled' | 'skipped';
   /** Present on runbooks with an approval gate. */
   approval?: ApprovalState;
+  /** Each notification sent, and the webhooks that did or did not take it. */
+  notifications?: { kind: string; delivered: string[]; failed: { webhook: string; error: string }[] }[];
 }
 
 export const getProgressQuery = defineQuery<RunbookProgress>('getProgress');

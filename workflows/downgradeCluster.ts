@@ -6,6 +6,7 @@ import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { lookup, metadataIo } from './activity-profiles';
 import { ApprovalGate } from './approval';
+import { Notifier } from './notify';
 import { RunbookTracker } from './tracker';
 import { CHANGE_STEPS, runClusterChange, underClusterLock, type ClusterChangeResult } from './upgrade-engine';
 import { InputValidator } from './validation';
@@ -59,6 +60,8 @@ export async function downgradeCluster(input: DowngradeClusterInput): Promise<Cl
     runbook: 'downgradeCluster',
     cluster,
     tracker,
+    notifier: new Notifier(tracker.progress, plan.notifications),
+    intent: `downgrade to ${upgrade.fromImage}, undoing ${upgradeWorkflowId}`,
     waitSeconds: lockWaitSeconds ?? plan.lock.waitSeconds,
     leaseSeconds: plan.lock.leaseSeconds,
     change: () =>

@@ -17,6 +17,8 @@ import { kubernetesCall, kubernetesWait, metadataIo } from './activity-profiles'
 import { ApprovalGate } from './approval';
 import type { EtcdMigrationStep, MigrationSpec } from './etcd-migration';
 import { checkClusterHealth } from './health';
+import type { Notifier } from './notify';
+import { upgradeObjectName } from './object-names';
 import { withClusterLock } from './lock';
 import { failureMessage, RunbookTracker } from './tracker';
 
@@ -45,6 +47,7 @@ export interface ClusterChangeResult {
   replicas: number;
   before: { keyCount: number; digest: string };
   backup: UpgradeManifest['dump'];
+  snapshot?: UpgradeManifest['snapshot'];
   dryRun?: MigrationVerification | { job: string; outcome: string };
   migration?: { applied: number; skipped: number } | { job: string; outcome: string };
   verification?: MigrationVerification;
@@ -63,6 +66,7 @@ const {
   verifyMetadata,
   metadataReadWriteProbe,
   writeUpgradeManifest,
+  snapshotEtcdToS3,
 } = proxyActivities<Activities>(metadataIo);
 
 export const CHANGE_STEPS = ['pre-flight', 'stop service', 'back up metadata', 'dry-run', 'approval', 'change metadata', 'deploy', 'verify'];
@@ -114,6 +118,7 @@ export async function runClusterChange(params: {
   let metadataTouched = false;
   let imageTouched = false;
   let backup: UpgradeManifest['dump'] | undefined;
+  let snapshot: UpgradeManifest['snapshot'];
 
   const rollBack = async (cause: unknown): Promise<string> => {
     const done: string[] = [];
@@ -164,15 +169,23 @@ export async function runClusterChange(params: {
       return scaleWorkload({ cluster, replicas: 0, deadline: inSeconds(options.stopTimeoutSeconds) });
     }, () => `${pre.spec.kind} ${pre.spec.name} scaled to 0`);
 
-    // 3. Back up the metadata: a logical dump, streamed to S3 and read back.
-    backup = await tracker.step('back up metadata', async () => {
+    // 3. Back up the metadata: a logical dump (what a rollback restores through the API) and a full
+    // etcd snapshot (what `etcdctl snapshot restore` rebuilds a lost etcd from), both streamed to S3
+    // and read back.
+    const backedUp = await tracker.step('back up metadata', async () => {
       const dumped = await dumpMetadata({ cluster, workflowId });
       if (dumped.digest !== pre.snapshot.digest) {
         // Nothing may write while the service is stopped: a different digest means someone did.
         throw ApplicationFailure.nonRetryable(`the metadata changed between the pre-flight and the backup (${pre.snapshot.keyCount} → ${dumped.keyCount} keys): something still writes`, 'MetadataChanged');
       }
-      return { objectKey: dumped.objectKey, keyCount: dumped.keyCount, digest: dumped.digest, sha256: dumped.sha256, bytes: dumped.bytes };
-    }, (b) => `${b.keyCount} keys, ${b.bytes} bytes, sha256 ${b.sha256.slice(0, 12)}…`);
+      const snapshot = await snapshotEtcdToS3({ cluster, relativeKey: upgradeObjectName(workflowId, 'etcd.snapshot.db') });
+      return {
+        dump: { objectKey: dumped.objectKey, keyCount: dumped.keyCount, digest: dumped.digest, sha256: dumped.sha256, bytes: dumped.bytes },
+        snapshot: { objectKey: snapshot.key, bytes: snapshot.bytes, sha256: snapshot.sha256, revision: snapshot.revision },
+      };
+    }, (b) => `${b.dump.keyCount} keys, ${b.dump.bytes} bytes, sha256 ${b.dump.sha256.slice(0, 12)}…; etcd snapshot ${b.snapshot.bytes} bytes at revision ${b.snapshot.revision}`);
+    backup = backedUp.dump;
+    snapshot = backedUp.snapshot;
     const dump = backup;
     await writeUpgradeManifest({ cluster, manifest: manifestOf('in progress') });
 
@@ -291,6 +304,7 @@ export async function runClusterChange(params: {
       toImage,
       replicas: pre.spec.replicas,
       dump: backup!,
+      snapshot,
       migration: change.kind === 'migration' && change.spec ? { kind: change.spec.kind, version: change.spec.version } : undefined,
       outcome,
       at: new Date().toISOString(),
@@ -298,7 +312,7 @@ export async function runClusterChange(params: {
   }
 
   function result(outcome: ClusterChangeResult['outcome'], rest: Partial<ClusterChangeResult> & { summary: string }): ClusterChangeResult {
-    return { cluster, runbook, outcome, fromImage, toImage, replicas: pre.spec.replicas, before: { keyCount: pre.snapshot.keyCount, digest: pre.snapshot.digest }, backup: backup!, ...rest };
+    return { cluster, runbook, outcome, fromImage, toImage, replicas: pre.spec.replicas, before: { keyCount: pre.snapshot.keyCount, digest: pre.snapshot.digest }, backup: backup!, snapshot, ...rest };
   }
 }
 
@@ -317,27 +331,35 @@ export async function underClusterLock(params: {
   runbook: 'upgradeCluster' | 'downgradeCluster';
   cluster: string;
   tracker: RunbookTracker;
+  notifier: Notifier;
+  /** What the started notification says, e.g. "to greptime:v2". */
+  intent: string;
   waitSeconds: number;
   leaseSeconds: number;
   change: () => Promise<ClusterChangeResult>;
 }): Promise<ClusterChangeResult> {
-  const { tracker } = params;
+  const { tracker, notifier } = params;
   tracker.begin('cluster lock', `waiting up to ${params.waitSeconds}s`);
   try {
     const held = await withClusterLock(
       { cluster: params.cluster, runbook: params.runbook, waitSeconds: params.waitSeconds, leaseSeconds: params.leaseSeconds },
-      (lease) => {
+      async (lease) => {
         tracker.end('cluster lock', 'done', `held since ${lease.grantedAt}`);
+        await notifier.send('started', params.intent);
         return params.change();
       },
     );
     if (held.status !== 'done') throw new Error('a change runbook waits for the lock; it is never skipped');
     tracker.finish('succeeded', held.value.summary);
+    await notifier.send('succeeded', held.value.summary);
     return held.value;
   } catch (err) {
     if (tracker.progress.currentStep === 'cluster lock') tracker.end('cluster lock', 'failed', failureMessage(err));
     const rolledBack = err instanceof ApplicationFailure && (err.details?.[0] as { rolledBack?: boolean } | undefined)?.rolledBack === true;
-    tracker.finish(isCancellation(err) ? 'cancelled' : rolledBack ? 'rolled back' : 'failed', failureMessage(err));
+    const outcome = isCancellation(err) ? 'cancelled' : rolledBack ? 'rolled back' : 'failed';
+    tracker.finish(outcome, failureMessage(err));
+    // A cancelled runbook still says so.
+    await CancellationScope.nonCancellable(() => notifier.send(outcome, failureMessage(err)));
     throw err;
   }
 }

@@ -7,6 +7,7 @@ import type { Activities } from '../activities';
 import { lookup } from './activity-profiles';
 import { ApprovalGate } from './approval';
 import { migrationSpecProblems, type MigrationSpec } from './etcd-migration';
+import { Notifier } from './notify';
 import { RunbookTracker } from './tracker';
 import { CHANGE_STEPS, runClusterChange, underClusterLock, type ClusterChangeResult } from './upgrade-engine';
 import { InputValidator } from './validation';
@@ -75,6 +76,8 @@ export async function upgradeCluster(input: UpgradeClusterInput): Promise<Cluste
     runbook: 'upgradeCluster',
     cluster,
     tracker,
+    notifier: new Notifier(tracker.progress, plan.notifications),
+    intent: `upgrade to ${targetImage}${options.dryRunOnly ? ' (dry run only)' : ''}`,
     waitSeconds: lockWaitSeconds ?? plan.lock.waitSeconds,
     leaseSeconds: plan.lock.leaseSeconds,
     change: () =>

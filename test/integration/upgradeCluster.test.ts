@@ -2,11 +2,11 @@
 // database's metadata, MinIO for the backups, kube-apiserver with the StatefulSet controller (the
 // test plays the kubelet). In every failure case the cluster must end with the previous image and
 // replicas, and the etcd keys byte for byte as they were before the upgrade.
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -19,6 +19,7 @@ import type { ClusterChangeResult } from '../../workflows/upgrade-engine';
 import { Kubelet } from '../helpers/kubelet';
 import { ADMIN_KUBECONFIG, adminClients, createStatefulSet, createTestNamespace, deleteTestNamespace, eventually, type AdminClients } from '../helpers/kubernetes';
 import { realActivities, startTemporal, startWorker, testProfiles, type RunningWorker } from '../helpers/temporal';
+import { startRecordingWebhook, type RecordingWebhook } from '../helpers/webhook';
 import { spawnWorkerProcess } from '../helpers/worker-process';
 
 const OLD = 'greptime/greptimedb:v0.11.0';
@@ -33,6 +34,7 @@ let node: { stop(): Promise<void> };
 let namespace: string;
 let etcd: Etcd3;
 let s3: S3Client;
+let webhook: RecordingWebhook;
 const run = randomUUID().slice(0, 8);
 const profilesFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'dbr-upgrade-')), 'clusters.yaml');
 let clusterCounter = 0;
@@ -66,6 +68,9 @@ function profilesYaml(ns: string): string {
       accessKeyId: { env: DBR_LOCAL_S3_ACCESS_KEY }
       secretAccessKey: { env: DBR_LOCAL_S3_SECRET_KEY }
     lock: { waitSeconds: 300, leaseSeconds: 30 }
+    notify:
+      slackWebhookUrl: ${webhook.url}/slack/${c.name}
+      jsonWebhookUrl: ${webhook.url}/${c === clusters[1] ? 'broken' : 'json'}/${c.name}
 `,
     )
     .join('')}`;
@@ -98,6 +103,26 @@ async function metadata(cluster: TestCluster): Promise<Map<string, Buffer>> {
 async function workloadState(cluster: TestCluster): Promise<{ image: string; replicas: number; ready: number }> {
   const sts = await admin.apps.readNamespacedStatefulSet({ name: cluster.workload, namespace });
   return { image: sts.spec!.template.spec!.containers[0]!.image!, replicas: sts.spec!.replicas!, ready: sts.status?.readyReplicas ?? 0 };
+}
+
+/** The JSON notifications a run of the cluster sent; each Slack message must match one of them. */
+function notificationsOf(cluster: TestCluster, workflowId: string): string[] {
+  const json = webhook.events(`/json/${cluster.name}`).filter((e) => e.workflowId === workflowId).map((e) => e.kind);
+  const slack = webhook.received.filter((r) => r.path === `/slack/${cluster.name}` && r.idempotencyKey?.startsWith(`${workflowId}/`)).map((r) => r.idempotencyKey!.slice(workflowId.length + 1));
+  expect(slack).toEqual(json);
+  return json;
+}
+
+/** The etcd snapshot of an upgrade: whole (etcd's trailing SHA-256 of the bbolt file) and as recorded. */
+async function expectValidSnapshot(objectKey: string): Promise<void> {
+  const object = await s3.send(new GetObjectCommand({ Bucket: 'db-runbooks', Key: objectKey }));
+  const bytes = Buffer.from(await object.Body!.transformToByteArray());
+  expect(bytes.length).toBeGreaterThan(32);
+  const content = bytes.subarray(0, bytes.length - 32);
+  expect(createHash('sha256').update(content).digest('hex')).toBe(bytes.subarray(bytes.length - 32).toString('hex'));
+  expect(object.Metadata?.sha256).toBe(createHash('sha256').update(bytes).digest('hex'));
+  // A bbolt file starts with its meta page: magic 0xED0CDAED at offset 16.
+  expect(content.readUInt32LE(16)).toBe(0xed0cdaed);
 }
 
 async function objectsUnder(prefix: string): Promise<string[]> {
@@ -141,6 +166,7 @@ async function expectUnchanged(cluster: TestCluster, before: Map<string, Buffer>
 }
 
 beforeAll(async () => {
+  webhook = await startRecordingWebhook();
   admin = adminClients();
   kubelet = new Kubelet(admin);
   namespace = await createTestNamespace(admin, 'dbr-upgrade');
@@ -164,6 +190,7 @@ afterAll(async () => {
   for (const c of clusters) await etcd.delete().prefix(c.prefix.slice(0, c.prefix.indexOf('/meta/') + 1));
   etcd?.close();
   s3?.destroy();
+  await webhook?.close();
   if (namespace) await deleteTestNamespace(admin, namespace);
 });
 
@@ -183,7 +210,10 @@ test('a successful upgrade migrates the metadata as declared, deploys the image 
     removed: [`${cluster.prefix}legacy/a`, `${cluster.prefix}legacy/b`, `${cluster.prefix}not-json`],
   });
   expect(result.backup.keyCount).toBe(before.size);
-  expect(await objectsUnder(`${cluster.s3Prefix}upgrades/upgradeCluster_${cluster.name}/`)).toEqual(['manifest.json', 'metadata.jsonl.gz']);
+  expect(await objectsUnder(`${cluster.s3Prefix}upgrades/upgradeCluster_${cluster.name}/`)).toEqual(['etcd.snapshot.db', 'manifest.json', 'metadata.jsonl.gz']);
+  expect(result.snapshot!.objectKey).toBe(`${cluster.s3Prefix}upgrades/upgradeCluster_${cluster.name}/etcd.snapshot.db`);
+  await expectValidSnapshot(result.snapshot!.objectKey);
+  expect(notificationsOf(cluster, handle.workflowId)).toEqual(['started', 'succeeded']);
   const progress = await handle.query(getProgressQuery);
   expect(progress.outcome).toBe('succeeded');
   expect(progress.steps.filter((s) => s.state !== 'done' && s.state !== 'skipped')).toEqual([]);
@@ -197,13 +227,21 @@ test('a successful upgrade migrates the metadata as declared, deploys the image 
   });
   expect(down).toMatchObject({ outcome: 'downgraded', fromImage: NEW, toImage: OLD });
   await expectUnchanged(cluster, before);
+  expect(notificationsOf(cluster, `downgradeCluster/${cluster.name}`)).toEqual(['started', 'succeeded']);
 });
 
 test('a dry-run-only upgrade reports what would change and leaves everything as it was', async () => {
   const cluster = await newCluster();
   const before = await metadata(cluster);
-  const result = await (await start(cluster, { targetImage: NEW, migration: migration(cluster), dryRunOnly: true })).result();
+  const handle = await start(cluster, { targetImage: NEW, migration: migration(cluster), dryRunOnly: true });
+  const result = await handle.result();
   expect(result.outcome).toBe('dry-run');
+  // This cluster's JSON webhook is down: recorded in the progress, and the runbook still succeeded.
+  expect(cluster).toBe(clusters[1]);
+  expect((await handle.query(getProgressQuery)).notifications).toEqual([
+    { kind: 'started', delivered: ['slack'], failed: [{ webhook: 'json', error: 'HTTP 500' }] },
+    { kind: 'succeeded', delivered: ['slack'], failed: [{ webhook: 'json', error: 'HTTP 500' }] },
+  ]);
   expect(result.summary).toContain('the migration would add 2, change 2 and remove 3 key(s)');
   await expectUnchanged(cluster, before);
   expect(await etcd.getAll().prefix('/__db_runbooks/scratch/').keys()).toEqual([]);
@@ -228,6 +266,7 @@ test('a migration that fails half-way is rolled back: keys byte for byte, previo
   before.set(`${cluster.prefix}catalog/table-00007`, Buffer.from(JSON.stringify({ id: 7, name: 't7', spec: { version: 1 } })));
   await expectUnchanged(cluster, before);
   expect((await handle.query(getProgressQuery)).outcome).toBe('rolled back');
+  expect(notificationsOf(cluster, handle.workflowId)).toEqual(['started', 'rolled back']);
 });
 
 test('a deploy whose pods never become ready hits its deadline and is rolled back', async () => {
@@ -238,6 +277,7 @@ test('a deploy whose pods never become ready hits its deadline and is rolled bac
   expect(failure.message).toMatch(/failed at "deploy": .*not done by/);
   expect(failure.message).toContain('metadata restored');
   await expectUnchanged(cluster, before);
+  expect(notificationsOf(cluster, handle.workflowId)).toEqual(['started', 'rolled back']);
 });
 
 test('a cancellation mid-way rolls back before the run ends', async () => {
@@ -254,6 +294,7 @@ test('a cancellation mid-way rolls back before the run ends', async () => {
   const progress = await handle.query(getProgressQuery);
   expect(progress.outcome).toBe('cancelled');
   expect(progress.steps.find((s) => s.name === 'roll back: redeploy previous version')?.state).toBe('compensated');
+  expect(notificationsOf(cluster, handle.workflowId)).toEqual(['started', 'cancelled']);
 });
 
 test('a rejected approval restarts the service unchanged and says who rejected it and why', async () => {
@@ -294,9 +335,11 @@ test('the worker killed during the backup: the upgrade completes after a restart
     const result = await handle.result();
     expect(result.outcome).toBe('upgraded');
     expect(await metadata(cluster)).toEqual(applyMigration(before, spec.steps));
-    // The retried backup wrote the same object again: one dump, no leftover partial upload.
-    expect(await objectsUnder(`${cluster.s3Prefix}upgrades/upgradeCluster_${cluster.name}/`)).toEqual(['manifest.json', 'metadata.jsonl.gz']);
+    // The retried backup wrote the same objects again: one dump, one snapshot, no partial upload.
+    expect(await objectsUnder(`${cluster.s3Prefix}upgrades/upgradeCluster_${cluster.name}/`)).toEqual(['etcd.snapshot.db', 'manifest.json', 'metadata.jsonl.gz']);
+    await expectValidSnapshot(result.snapshot!.objectKey);
     expect(result.backup.keyCount).toBe(before.size);
+    expect(notificationsOf(cluster, handle.workflowId)).toEqual(['started', 'succeeded']);
   } finally {
     await process1.kill();
   }
