@@ -17,7 +17,7 @@ import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip, createZstdCompress, createZstdDecompress } from 'node:zlib';
-import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, DeleteObjectsCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { Context, heartbeat, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
@@ -242,6 +242,18 @@ function endsWith(child: Child): Transform {
 async function rows<T>(connection: Connection, sql: string, values?: unknown[]): Promise<T[]> {
   const [result] = await connection.query<RowDataPacket[]>(sql, values);
   return result as T[];
+}
+
+/**
+ * A previous attempt that lost the bucket mid-upload could not abort its multipart upload: its
+ * parts would stay stored (never as an object) until a lifecycle rule removes them.
+ */
+async function abortStaleUploads(target: S3Target, prefix: string): Promise<void> {
+  const page = await target.client.send(new ListMultipartUploadsCommand({ Bucket: target.bucket, Prefix: prefix }));
+  for (const upload of page.Uploads ?? []) {
+    await target.client.send(new AbortMultipartUploadCommand({ Bucket: target.bucket, Key: upload.Key, UploadId: upload.UploadId }));
+    log.info('aborted the multipart upload of an earlier attempt', { key: upload.Key });
+  }
 }
 
 export function createBackupActivities(deps: BackupDeps) {
@@ -523,6 +535,7 @@ export function createBackupActivities(deps: BackupDeps) {
             const all = await rows<{ name: string }>(connection, 'SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA ORDER BY SCHEMA_NAME');
             names = all.map((r) => r.name).filter((n) => !SYSTEM_DATABASES.includes(n) && !n.startsWith(`${profile.scratchDatabasePrefix}_`) && !n.startsWith('dbr_'));
           }
+          await abortStaleUploads(target, `${backupPrefix(target, cluster)}${backupId}/`);
           const dumps: DatabaseDump[] = [];
           for (const database of names) {
             const objectKey = dumpObjectKey(target, cluster, backupId, database, compression);
