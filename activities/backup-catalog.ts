@@ -1,29 +1,32 @@
-// The backup catalog in S3: each backup is a folder <prefix>backups/<kind>/<cluster>/<id>/ with
-// its data objects and a manifest.json written last, so a folder without a manifest is a backup
-// that never finished and is never offered for a restore.
+// The catalog of etcd backups in S3: each backup is a folder <prefix>etcd-backups/<cluster>/<id>/
+// with its snapshot and a manifest.json written last, so a folder without a manifest is a backup
+// that never finished and is never offered for a restore. (Database backups keep their own
+// catalog under backups/<cluster>/, see ./backup.)
 import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { BackupEntry } from '../workflows/retention';
+import type { BackupEntry } from '../workflows/backup-retention';
 import type { S3Connector, S3Target } from './s3';
 
-export type BackupKind = 'database' | 'etcd';
-
-export interface BackupManifestBase {
-  kind: BackupKind;
+export interface EtcdBackupManifestBase {
+  kind: 'etcd';
   cluster: string;
   id: string;
   workflowId: string;
   /** When the backup was taken (ISO 8601). */
-  at: string;
+  startedAt: string;
   verified: boolean;
 }
 
 const BACKUP_ID = /^[A-Za-z0-9._-]{1,200}$/;
 
-export function backupFolder(target: S3Target, kind: BackupKind, cluster: string, id: string): string {
+export function etcdBackupRoot(target: S3Target, cluster: string): string {
+  return `${target.prefix}etcd-backups/${cluster}/`;
+}
+
+function backupFolder(target: S3Target, cluster: string, id: string): string {
   if (!BACKUP_ID.test(id)) throw ApplicationFailure.nonRetryable(`id: ${JSON.stringify(id)} is not a backup id`, 'InvalidInput');
-  return `${target.prefix}backups/${kind}/${cluster}/${id}/`;
+  return `${etcdBackupRoot(target, cluster)}${id}/`;
 }
 
 async function keysUnder(target: S3Target, prefix: string): Promise<string[]> {
@@ -37,7 +40,7 @@ async function keysUnder(target: S3Target, prefix: string): Promise<string[]> {
   return keys;
 }
 
-export function createBackupCatalogActivities(deps: { s3: S3Connector }) {
+export function createEtcdBackupCatalogActivities(deps: { s3: S3Connector }) {
   async function withTarget<T>(cluster: string, fn: (target: S3Target) => Promise<T>): Promise<T> {
     const target = await deps.s3.connect(cluster);
     try {
@@ -49,18 +52,18 @@ export function createBackupCatalogActivities(deps: { s3: S3Connector }) {
 
   return {
     /** Written last: from now on the backup exists for restores and retention. */
-    async writeBackupManifest({ manifest }: { manifest: BackupManifestBase & Record<string, unknown> }): Promise<{ objectKey: string }> {
+    async writeEtcdBackupManifest({ manifest }: { manifest: EtcdBackupManifestBase & Record<string, unknown> }): Promise<{ objectKey: string }> {
       return withTarget(manifest.cluster, async (target) => {
-        const objectKey = `${backupFolder(target, manifest.kind, manifest.cluster, manifest.id)}manifest.json`;
+        const objectKey = `${backupFolder(target, manifest.cluster, manifest.id)}manifest.json`;
         await target.client.send(new PutObjectCommand({ Bucket: target.bucket, Key: objectKey, Body: JSON.stringify(manifest, null, 2), ContentType: 'application/json' }));
         return { objectKey };
       });
     },
 
     /** Every finished backup of the cluster (those with a manifest), newest first. */
-    async listBackups({ cluster, kind }: { cluster: string; kind: BackupKind }): Promise<(BackupEntry & { objectKeys: number })[]> {
+    async listEtcdBackups({ cluster }: { cluster: string }): Promise<(BackupEntry & { objectKeys: number })[]> {
       return withTarget(cluster, async (target) => {
-        const root = `${target.prefix}backups/${kind}/${cluster}/`;
+        const root = etcdBackupRoot(target, cluster);
         const byId = new Map<string, string[]>();
         for (const key of await keysUnder(target, root)) {
           const id = key.slice(root.length).split('/')[0]!;
@@ -71,19 +74,19 @@ export function createBackupCatalogActivities(deps: { s3: S3Connector }) {
           const manifestKey = `${root}${id}/manifest.json`;
           if (!keys.includes(manifestKey)) continue;
           const object = await target.client.send(new GetObjectCommand({ Bucket: target.bucket, Key: manifestKey }));
-          const manifest = JSON.parse(await object.Body!.transformToString()) as BackupManifestBase;
-          entries.push({ id, at: manifest.at, verified: manifest.verified, objectKeys: keys.length });
+          const manifest = JSON.parse(await object.Body!.transformToString()) as EtcdBackupManifestBase;
+          entries.push({ id, startedAt: manifest.startedAt, verified: manifest.verified, objectKeys: keys.length });
         }
-        return entries.sort((a, b) => (a.at < b.at ? 1 : -1));
+        return entries.sort((a, b) => b.startedAt.localeCompare(a.startedAt));
       });
     },
 
     /** Deletes whole backups: the manifest first, so a backup half deleted is never offered for a restore. */
-    async deleteBackups({ cluster, kind, ids }: { cluster: string; kind: BackupKind; ids: string[] }): Promise<{ deletedObjects: number }> {
+    async deleteEtcdBackups({ cluster, ids }: { cluster: string; ids: string[] }): Promise<{ deletedObjects: number }> {
       return withTarget(cluster, async (target) => {
         let deletedObjects = 0;
         for (const id of ids) {
-          const folder = backupFolder(target, kind, cluster, id);
+          const folder = backupFolder(target, cluster, id);
           const keys = await keysUnder(target, folder);
           const manifest = keys.filter((k) => k.endsWith('/manifest.json'));
           const rest = keys.filter((k) => !k.endsWith('/manifest.json'));
@@ -94,7 +97,7 @@ export function createBackupCatalogActivities(deps: { s3: S3Connector }) {
               deletedObjects += batch.slice(i, i + 1000).length;
             }
           }
-          log.info('backup deleted', { cluster, kind, id, objects: keys.length });
+          log.info('etcd backup deleted', { cluster, id, objects: keys.length });
         }
         return { deletedObjects };
       });

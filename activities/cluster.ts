@@ -1,7 +1,7 @@
 // The profile lookup every runbook starts with. Returns only what a workflow may see: names,
 // roles and thresholds, never endpoints' credentials.
 import { ApplicationFailure } from '@temporalio/common';
-import { NODE_ACTIONS, type BackupProfile, type ClusterProfile, type HealthThresholds, type NodeAction, type NodeControlProfile } from './profile';
+import { NODE_ACTIONS, type ClusterProfile, type HealthThresholds, type NodeAction, type NodeControlProfile } from './profile';
 
 export interface ProfileSource {
   /** The cluster's profile; a non-retryable UnknownCluster failure names the field when there is none. */
@@ -40,6 +40,8 @@ export interface ClusterPlan {
   routing?: { namespace: string; roleLabel: string };
   etcd?: { endpoints: string[]; metadataPrefix: string };
   s3?: { bucket: string; prefix: string };
+  /** What backupDatabase does when its input leaves it to the profile. */
+  backup?: { compression: 'gzip' | 'zstd'; databases?: string[]; retention: { daily: number; weekly: number }; verifyEvery: number };
   notifications: boolean;
   failoverStrategy?: string;
   failover: {
@@ -50,7 +52,6 @@ export interface ClusterPlan {
     drainTimeoutSeconds: number;
   };
   health: HealthThresholds;
-  backup: BackupProfile;
   lock: { waitSeconds: number; leaseSeconds: number };
   addressRefresh?: { registry: 'sql' | 'etcd' | 'command'; quietSeconds: number; watch: boolean };
 }
@@ -76,6 +77,7 @@ export function planOf(cluster: string, profile: ClusterProfile): ClusterPlan {
     routing: profile.namespace && profile.workload?.roleLabel ? { namespace: profile.namespace, roleLabel: profile.workload.roleLabel } : undefined,
     etcd: profile.etcd && { endpoints: profile.etcd.endpoints, metadataPrefix: profile.etcd.metadataPrefix },
     s3: profile.s3 && { bucket: profile.s3.bucket, prefix: profile.s3.prefix },
+    backup: { compression: profile.backup.compression, databases: profile.backup.databases, retention: profile.backup.retention, verifyEvery: profile.backup.verifyEvery },
     notifications: Boolean(profile.notify?.slackWebhookUrl ?? profile.notify?.jsonWebhookUrl),
     failoverStrategy: failover.strategy,
     failover: {
@@ -86,7 +88,6 @@ export function planOf(cluster: string, profile: ClusterProfile): ClusterPlan {
       drainTimeoutSeconds: failover.drainTimeoutSeconds,
     },
     health: profile.health,
-    backup: profile.backup,
     lock: profile.lock,
     addressRefresh: profile.addressRefresh && {
       registry: profile.addressRefresh.registry.kind,

@@ -1,6 +1,7 @@
 // All activities, built from the connectors the worker (or a test) hands in.
 import { createAddressRegistryActivities } from './address-registry';
-import { createBackupCatalogActivities } from './backup-catalog';
+import { createEtcdBackupCatalogActivities } from './backup-catalog';
+import { createBackupActivities } from './backup';
 import { createClusterActivities, createProfileSource, type ProfileSource } from './cluster';
 import { createEtcdActivities, createEtcdConnector, createEtcdSnapshotActivities, type EtcdConnector } from './etcd';
 import {
@@ -70,9 +71,10 @@ export function createActivities(connectors: Connectors & TemporalDeps, options:
     ...createEtcdActivities({ etcd: connectors.etcd }),
     ...createEtcdSnapshotActivities({ etcd: connectors.etcd, s3: connectors.s3 }),
     ...createS3Activities({ s3: connectors.s3 }),
-    ...createBackupCatalogActivities({ s3: connectors.s3 }),
+    ...createEtcdBackupCatalogActivities({ s3: connectors.s3 }),
     ...createNotifyActivities({ profiles: connectors.profiles, secrets: connectors.secrets }),
     ...createMetadataActivities({ etcd: connectors.etcd, s3: connectors.s3 }),
+    ...createBackupActivities({ profiles: connectors.profiles, mysql: connectors.mysql, s3: connectors.s3, secrets: connectors.secrets }),
     ...createAddressRegistryActivities({ ...connectors, pollIntervalMs: options.kubernetesPollIntervalMs }),
     ...createKubernetesActivities({ kubernetes: connectors.kubernetes, pollIntervalMs: options.kubernetesPollIntervalMs }),
   };

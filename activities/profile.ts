@@ -136,6 +136,32 @@ const s3 = z.strictObject({
   secretAccessKey: secretRef.optional(),
 });
 
+/** backupDatabase and restoreDatabase: what is dumped, how, how long it is kept, how often a backup is restored to check it. */
+const backup = z.strictObject({
+  /** The databases to back up; default every database except the system ones and the scratch ones. */
+  databases: z.array(sqlIdentifier).min(1).optional(),
+  /** The MySQL node (of the mysql section) to dump from; default the node with role primary, else the first. */
+  node: z.string().optional(),
+  compression: z.enum(['gzip', 'zstd']).default('gzip'),
+  retention: z
+    .strictObject({
+      /** Keep the newest backup of each of this many most recent days that have one. */
+      daily: z.number().int().min(0).max(3660).default(7),
+      /** Keep the newest backup of each of this many most recent ISO weeks that have one. */
+      weekly: z.number().int().min(0).max(520).default(4),
+    })
+    .prefault({}),
+  /** Restore every Nth backup into a scratch database and compare it with its manifest (1: every run, 0: never). */
+  verifyEvery: z.number().int().min(0).max(1000).default(1),
+  /** Scratch databases of the verification are named <prefix>_<run>; never backed up. */
+  scratchDatabasePrefix: z.string().regex(/^[A-Za-z0-9_]{1,24}$/, 'a name prefix of letters, digits and "_" (at most 24)').default('dbr_verify'),
+  /** The dump and restore clients (Debian mariadb-client); a MySQL server wants mysqldump and mysql. */
+  dumpCommand: z.string().min(1).default('mariadb-dump'),
+  restoreCommand: z.string().min(1).default('mariadb'),
+  /** How long the dump waits for FLUSH TABLES WITH READ LOCK (the instant its snapshot and position are taken). */
+  lockWaitTimeoutSeconds: z.number().int().min(1).max(3600).default(30),
+});
+
 const workload = z.strictObject({
   kind: z.enum(['StatefulSet', 'Deployment']),
   name: z.string().min(1),
@@ -204,16 +230,6 @@ const addressRefresh = z.strictObject({
   watch: z.boolean().default(true),
 });
 
-const backup = z.strictObject({
-  /** Kept: the newest backup of each of the last `daily` days and `weekly` ISO weeks, and always the newest verified one. */
-  retention: z
-    .strictObject({
-      daily: z.number().int().min(0).max(366).default(7),
-      weekly: z.number().int().min(0).max(520).default(4),
-    })
-    .prefault({}),
-});
-
 const clusterProfile = z.strictObject({
   description: z.string().optional(),
   namespace: z.string().regex(CLUSTER_NAME_PATTERN, 'a Kubernetes namespace name').optional(),
@@ -222,6 +238,7 @@ const clusterProfile = z.strictObject({
   etcd: etcd.optional(),
   s3: s3.optional(),
   notify: notify.optional(),
+  backup: backup.prefault({}),
   health: health.prefault({}),
   failover: z
     .strictObject({
@@ -239,7 +256,6 @@ const clusterProfile = z.strictObject({
     })
     .prefault({}),
   addressRefresh: addressRefresh.optional(),
-  backup: backup.prefault({}),
   lock: z
     .strictObject({
       /** How long a runbook waits for the cluster lock before it fails naming the holder. */

@@ -34,7 +34,7 @@ ${Object.entries(RUNBOOKS).map(([name, spec]) => `  ${name.padEnd(16)} ${spec.de
 environment: TEMPORAL_ADDRESS (127.0.0.1:7233), TEMPORAL_NAMESPACE (default), DBR_TASK_QUEUE (${TASK_QUEUE_DEFAULT}),
   TEMPORAL_TLS_CERT / TEMPORAL_TLS_KEY / TEMPORAL_TLS_CA / TEMPORAL_TLS_SERVER_NAME, TEMPORAL_UI_URL (http://127.0.0.1:8233)
 exit codes: 0 done (healthy), 1 runbook failed or cancelled, 2 bad usage or input, 3 Temporal unreachable,
-  4 cluster degraded, 5 cluster down`;
+  4 cluster degraded, 5 cluster down, 6 skipped (a backup found the cluster lock held)`;
 
 class UsageError extends Error {}
 

@@ -2,10 +2,12 @@
 // and how the result is shown. A mutating runbook's id is fixed per cluster, so Temporal itself
 // refuses a second one while the first runs.
 import type { BackupEtcdResult } from '../workflows/backupEtcd';
+import type { BackupDatabaseResult } from '../workflows/backupDatabase';
 import type { FailoverResult } from '../workflows/failover';
 import type { GaleraRecoverResult } from '../workflows/galeraRecover';
 import type { ClusterHealthReport } from '../workflows/health';
 import type { RefreshNodeAddressesResult } from '../workflows/refreshNodeAddresses';
+import type { RestoreDatabaseResult } from '../workflows/restoreDatabase';
 import type { ClusterChangeResult } from '../workflows/upgrade-engine';
 import type { MigrateSchemaResult } from '../workflows/migrateSchema';
 import type { SwitchoverResult } from '../workflows/switchover';
@@ -119,6 +121,21 @@ function renderRefresh(result: unknown): { lines: string[]; exitCode: number } {
   return { lines, exitCode: 0 };
 }
 
+function renderBackup(result: unknown): { lines: string[]; exitCode: number } {
+  const r = result as BackupDatabaseResult;
+  if (r.outcome === 'skipped') return { lines: [r.summary], exitCode: 6 };
+  const lines = [r.summary, `  manifest: ${r.manifestKey ?? '?'}`];
+  for (const d of r.databases ?? []) lines.push(`  ${d.name}: ${d.tables} table(s), ${d.rows} row(s), ${d.bytes} bytes at ${d.objectKey} (sha256 ${d.sha256})`);
+  if (r.verification) lines.push(`  verification: ${r.verification.outcome} (${r.verification.tables} table(s), ${r.verification.rows} row(s) compared)`);
+  for (const id of r.retention?.deleted ?? []) lines.push(`  - expired backup ${id} deleted`);
+  return { lines, exitCode: 0 };
+}
+
+function renderRestore(result: unknown): { lines: string[]; exitCode: number } {
+  const r = result as RestoreDatabaseResult;
+  return { lines: [r.summary, `  backup ${r.backup.id}: gtid ${r.backup.gtidPosition || 'none'}, ${r.backup.verification === 'passed' ? 'verified' : `verification ${r.backup.verification}`}`], exitCode: 0 };
+}
+
 export const RUNBOOKS: Record<string, RunbookSpec> = {
   clusterHealth: {
     workflowType: 'clusterHealth',
@@ -167,6 +184,18 @@ export const RUNBOOKS: Record<string, RunbookSpec> = {
     description: 'bootstrap a Galera cluster after a full outage from its most advanced node',
     workflowId: (cluster) => `galeraRecover/${cluster}`,
     render: renderGaleraRecover,
+  },
+  backupDatabase: {
+    workflowType: 'backupDatabase',
+    description: 'consistent logical backup of the MySQL / MariaDB databases to S3, verified by a scratch restore; skipped while another runbook holds the lock',
+    workflowId: (cluster, now) => `backupDatabase/${cluster}/${now.toISOString()}`,
+    render: renderBackup,
+  },
+  restoreDatabase: {
+    workflowType: 'restoreDatabase',
+    description: 'restore a database from a backup (newest verified, or --input {"backupId": ...} / {"at": ...}) and check its checksums',
+    workflowId: (cluster) => `restoreDatabase/${cluster}`,
+    render: renderRestore,
   },
   refreshNodeAddresses: {
     workflowType: 'refreshNodeAddresses',

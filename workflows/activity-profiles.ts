@@ -130,8 +130,25 @@ export const notification: ActivityOptions = {
   retry: { initialInterval: '5 seconds', maximumAttempts: 3 },
 };
 
-/** The backup catalog in S3 (manifests, listings, deletions): quick calls, retried through an S3 outage. */
-export const catalogIo: ActivityOptions = {
+/**
+ * Database dumps, verification restores and restores: streams as long as the database is large,
+ * heartbeating every few seconds. A lost worker is noticed within a minute and the step starts
+ * over (object names come from the backup id, a restore recreates its target first).
+ */
+export const backupIo: ActivityOptions = {
+  startToCloseTimeout: '24 hours',
+  heartbeatTimeout: '1 minute',
+  retry: {
+    initialInterval: '2 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    maximumAttempts: 10,
+    nonRetryableErrorTypes: [...NON_RETRYABLE, 'BackupCorrupt', 'BackupToolMissing', 'BinlogRequired', 'UnknownDatabase', 'UnknownBackup', 'TargetNotEmpty'],
+  },
+};
+
+/** Listing, manifests and retention in the bucket: short, idempotent calls. */
+export const backupCatalog: ActivityOptions = {
   startToCloseTimeout: '5 minutes',
-  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes: [...NON_RETRYABLE, 'UnknownBackup', 'TargetNotEmpty'] },
 };

@@ -5,12 +5,12 @@
 // upgrade stopping the service) is skipped and recorded, not queued for hours.
 import { ApplicationFailure, CancellationScope, isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { catalogIo, lookup, metadataIo } from './activity-profiles';
+import { backupCatalog, lookup, metadataIo } from './activity-profiles';
 import { describeHolder } from './clusterLock';
 import { withClusterLock } from './lock';
 import { Notifier } from './notify';
 import { safeObjectSegment } from './object-names';
-import { applyRetention } from './retention';
+import { planRetention } from './backup-retention';
 import { failureMessage, RunbookTracker } from './tracker';
 import { InputValidator } from './validation';
 
@@ -26,7 +26,7 @@ export type EtcdBackupManifest = {
   cluster: string;
   id: string;
   workflowId: string;
-  at: string;
+  startedAt: string;
   verified: boolean;
   objectKey: string;
   bytes: number;
@@ -46,7 +46,7 @@ export interface BackupEtcdResult {
 const FIELDS = ['cluster', 'whenLocked', 'lockWaitSeconds'];
 
 const { describeCluster } = proxyActivities<Activities>(lookup);
-const { writeBackupManifest, listBackups, deleteBackups } = proxyActivities<Activities>(catalogIo);
+const { writeEtcdBackupManifest, listEtcdBackups, deleteEtcdBackups } = proxyActivities<Activities>(backupCatalog);
 const { snapshotEtcdToS3 } = proxyActivities<Activities>(metadataIo);
 
 export async function backupEtcd(input: BackupEtcdInput): Promise<BackupEtcdResult> {
@@ -72,7 +72,7 @@ export async function backupEtcd(input: BackupEtcdInput): Promise<BackupEtcdResu
       async (lease) => {
         tracker.end('cluster lock', 'done', `held since ${lease.grantedAt}`);
         const startedAt = Date.now();
-        const snapshot = await tracker.step('snapshot', () => snapshotEtcdToS3({ cluster, relativeKey: `backups/etcd/${cluster}/${id}/snapshot.db` }), (s) =>
+        const snapshot = await tracker.step('snapshot', () => snapshotEtcdToS3({ cluster, relativeKey: `etcd-backups/${cluster}/${id}/snapshot.db` }), (s) =>
           `${s.bytes} bytes at revision ${s.revision}, sha256 ${s.sha256.slice(0, 12)}… (etcd's own hash checked)`,
         );
         const manifest: EtcdBackupManifest = {
@@ -80,7 +80,7 @@ export async function backupEtcd(input: BackupEtcdInput): Promise<BackupEtcdResu
           cluster,
           id,
           workflowId,
-          at: new Date(startedAt).toISOString(),
+          startedAt: new Date(startedAt).toISOString(),
           verified: true,
           objectKey: snapshot.key,
           bytes: snapshot.bytes,
@@ -88,11 +88,11 @@ export async function backupEtcd(input: BackupEtcdInput): Promise<BackupEtcdResu
           revision: snapshot.revision,
           durationSeconds: (Date.now() - startedAt) / 1000,
         };
-        await tracker.step('manifest', () => writeBackupManifest({ manifest }), (m) => m.objectKey);
+        await tracker.step('manifest', () => writeEtcdBackupManifest({ manifest }), (m) => m.objectKey);
         const retention = await tracker.step('retention', async () => {
-          const decision = applyRetention(await listBackups({ cluster, kind: 'etcd' }), plan.backup.retention);
+          const decision = planRetention(await listEtcdBackups({ cluster }), plan.backup?.retention ?? { daily: 7, weekly: 4 });
           if (!decision.keep.some((k) => k.id === id)) throw ApplicationFailure.nonRetryable(`retention would delete the backup just taken (${id}): refusing`, 'RetentionRefused');
-          if (decision.expire.length) await deleteBackups({ cluster, kind: 'etcd', ids: decision.expire });
+          if (decision.expire.length) await deleteEtcdBackups({ cluster, ids: decision.expire });
           return { kept: decision.keep.map((k) => k.id), deleted: decision.expire };
         }, (r) => `kept ${r.kept.length}, deleted ${r.deleted.length}${r.deleted.length ? `: ${r.deleted.join(', ')}` : ''}`);
         return { manifest, retention };

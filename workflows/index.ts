@@ -10,3 +10,5 @@ export { galeraRecover } from './galeraRecover';
 export { switchover } from './switchover';
 export { vitessDrain } from './vitessDrain';
 export { backupEtcd } from './backupEtcd';
+export { backupDatabase } from './backupDatabase';
+export { restoreDatabase } from './restoreDatabase';

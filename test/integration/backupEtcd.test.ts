@@ -23,7 +23,7 @@ const run = promisify(execFile);
 const id = randomUUID().slice(0, 8);
 const cluster = `etcdbk-${id}`;
 const s3Prefix = `test-backup-etcd-${id}/`;
-const catalog = `${s3Prefix}backups/etcd/${cluster}/`;
+const catalog = `${s3Prefix}etcd-backups/${cluster}/`;
 
 let env: TestWorkflowEnvironment;
 let worker: RunningWorker;
@@ -123,13 +123,13 @@ test('a backup is a snapshot that etcdctl restores into an etcd serving the same
 test('retention deletes exactly the expired backups and never an unfinished one or the newest verified', async () => {
   // Earlier nights, as earlier runs would have left them: a manifest each (one unverified), and a
   // folder whose manifest was never written (a run that died half-way).
-  const day = (n: number) => new Date(Date.parse('2026-11-23T03:00:00Z') - n * 86_400_000).toISOString();
+  const day = (n: number) => new Date(Date.now() - n * 86_400_000).toISOString();
   const earlier = [
-    { id: 'night-1', at: day(1), verified: true },
-    { id: 'night-2', at: day(2), verified: true },
-    { id: 'night-3', at: day(3), verified: true },
-    { id: 'night-9', at: day(9), verified: true },
-    { id: 'night-20', at: day(20), verified: true },
+    { id: 'night-1', startedAt: day(1), verified: true },
+    { id: 'night-2', startedAt: day(2), verified: true },
+    { id: 'night-3', startedAt: day(3), verified: true },
+    { id: 'night-9', startedAt: day(9), verified: true },
+    { id: 'night-20', startedAt: day(20), verified: true },
   ];
   for (const b of earlier) {
     await s3.send(new PutObjectCommand({ Bucket: 'db-runbooks', Key: `${catalog}${b.id}/snapshot.db`, Body: 'old' }));

@@ -402,7 +402,7 @@ test('a scheduled etcd backup during an upgrade is skipped and recorded, and the
   // The memo and the search attribute say so in the UI's list of runs.
   const described = await env.client.workflow.getHandle(backupId).describe();
   expect(described.typedSearchAttributes.get(searchAttributes.outcome)).toBe('skipped');
-  expect(await objectsUnder(`${cluster.s3Prefix}backups/`)).toEqual([]);
+  expect(await objectsUnder(`${cluster.s3Prefix}etcd-backups/`)).toEqual([]);
 
   await upgrade.executeUpdate(approveUpdate, { args: [{ by: 'test' }] });
   expect((await upgrade.result()).outcome).toBe('upgraded');

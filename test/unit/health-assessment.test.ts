@@ -6,7 +6,6 @@ import { assessHealth } from '../../workflows/health';
 const health = { maxReplicationLagSeconds: 30, maxGaleraRecvQueueAvg: 0.5, maxEtcdDbSizeBytes: 1000, recentRestartSeconds: 3600 };
 const at = '2026-11-23T00:00:00.000Z';
 const lock = { waitSeconds: 600, leaseSeconds: 120 };
-const backup = { retention: { daily: 7, weekly: 4 } };
 const failover = { maxLagSeconds: 30, maxTransactionSeconds: 30, writerGraceSeconds: 2, catchUpTimeoutSeconds: 60, drainTimeoutSeconds: 600 };
 
 function node(name: string, extra: Partial<MysqlNodeFacts> = {}): MysqlNodeFacts {
@@ -16,7 +15,7 @@ function node(name: string, extra: Partial<MysqlNodeFacts> = {}): MysqlNodeFacts
 const synced: GaleraFacts = { ready: 'ON', connected: 'ON', clusterSize: 3, clusterStatus: 'Primary', localState: 'Synced', recvQueueAvg: 0 };
 
 function plan(topology: 'standalone' | 'replication' | 'galera', nodes: string[]): ClusterPlan {
-  return { cluster: 'c', mysql: { topology, nodes: nodes.map((n) => ({ name: n, address: `${n}:3306` })), replicationAccount: false }, notifications: false, failover, health, backup, lock };
+  return { cluster: 'c', mysql: { topology, nodes: nodes.map((n) => ({ name: n, address: `${n}:3306` })), replicationAccount: false }, notifications: false, failover, health, lock };
 }
 
 const replicating = { sourceHost: 'p', sourcePort: 3306, ioRunning: 'Yes', sqlRunning: 'Yes', secondsBehindSource: 0, lastIoError: '', lastSqlError: '', gtidIoPos: '0-1-5' };
@@ -93,7 +92,7 @@ test('durability settings are warnings on a healthy standalone server', () => {
 });
 
 describe('etcd and S3', () => {
-  const p: ClusterPlan = { cluster: 'c', etcd: { endpoints: ['http://e1', 'http://e2'], metadataPrefix: '/' }, s3: { bucket: 'b', prefix: '' }, notifications: false, failover, health, backup, lock };
+  const p: ClusterPlan = { cluster: 'c', etcd: { endpoints: ['http://e1', 'http://e2'], metadataPrefix: '/' }, s3: { bucket: 'b', prefix: '' }, notifications: false, failover, health, lock };
   const s3ok = { bucket: 'b', endpoint: 'http://s3', reachable: true, bucketExists: true, writable: true };
 
   test('one endpoint unreachable is degraded; no leader is down; an oversized database is named', () => {
@@ -116,7 +115,7 @@ describe('etcd and S3', () => {
 });
 
 describe('kubernetes workload', () => {
-  const p: ClusterPlan = { cluster: 'c', namespace: 'databases', workload: { kind: 'StatefulSet', name: 'db' }, notifications: false, failover, health, backup, lock };
+  const p: ClusterPlan = { cluster: 'c', namespace: 'databases', workload: { kind: 'StatefulSet', name: 'db' }, notifications: false, failover, health, lock };
   const minutesBefore = (minutes: number) => new Date(Date.parse(at) - minutes * 60_000).toISOString();
 
   function pod(name: string, extra: Partial<PodFacts> = {}): PodFacts {

@@ -14,7 +14,6 @@ function plan(nodes: string[], extra: Partial<ClusterPlan> = {}): ClusterPlan {
     notifications: false,
     failover,
     health,
-    backup: { retention: { daily: 7, weekly: 4 } },
     lock: { waitSeconds: 600, leaseSeconds: 120 },
     ...extra,
   };
