@@ -38,7 +38,7 @@ export class InputValidator {
   clusterName(field = 'cluster'): string {
     const value = this.input[field];
     if (typeof value !== 'string' || !CLUSTER_NAME.test(value)) {
-      this.fail(field, `required: a cluster name from the profile file (lowercase letters, digits and "-", at most 63), got ${describe(value)}`);
+      this.fail(field, `${value === undefined ? 'required: ' : 'expected '}a cluster name from the profile file (lowercase letters, digits and "-", at most 63), got ${describe(value)}`);
       return '';
     }
     return value;

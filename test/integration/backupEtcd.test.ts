@@ -154,10 +154,12 @@ test.each([
   const before = await keysUnder(catalog);
   const err = await backup(input as Partial<BackupEtcdInput>).then(() => undefined, (e: unknown) => e);
   expect(err).toBeInstanceOf(WorkflowFailedError);
-  const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
+  // An unknown cluster is found by the profile lookup: the activity's failure carries it.
+  let cause: Error | undefined = (err as WorkflowFailedError).cause;
+  while (cause && !(cause instanceof ApplicationFailure)) cause = cause.cause as Error | undefined;
   expect(cause).toBeInstanceOf(ApplicationFailure);
-  expect(cause.nonRetryable).toBe(true);
-  expect(cause.message).toContain(message);
+  expect((cause as ApplicationFailure).nonRetryable).toBe(true);
+  expect(cause!.message).toContain(message);
   expect(await keysUnder(catalog)).toEqual(before);
 });
 

@@ -183,7 +183,7 @@ test('an unknown cluster fails at once with a non-retryable error naming the fie
 
 test.each([
   [{}, 'cluster: required'],
-  [{ cluster: 'Bad Name' }, 'cluster: required: a cluster name'],
+  [{ cluster: 'Bad Name' }, 'cluster: expected a cluster name'],
   [{ cluster: 'local', extra: 1 }, 'extra: unknown field'],
   ['local', '(input): expected an object'],
 ])('bad input %j is refused before any activity, naming the field', async (input, expected) => {
