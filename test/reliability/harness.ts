@@ -2,13 +2,14 @@
 // with its worker SIGKILLed at an activity boundary, or with a server stopped mid-run, and compares
 // what a user would check afterwards. Every run's history is scanned for the stack's credentials;
 // the undisturbed runs' histories are what test/histories/ holds (DBR_RECORD_HISTORIES=1).
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { WorkflowFailedError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, TerminatedFailure } from '@temporalio/common';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { FAILURE_CONVERTER_PATH } from '../../worker/data-converter';
@@ -16,7 +17,7 @@ import { WORKFLOW_INTERCEPTOR_MODULES } from '../../worker/interceptors';
 import { getLockStateQuery, getProgressQuery, lockWorkflowId } from '../../workflows/definitions';
 import { findCredentials, stackCredentials } from '../helpers/history-secrets';
 import { ADMIN_KUBECONFIG } from '../helpers/kubernetes';
-import { LOCAL_PROFILES, REPO_ROOT, stack, STACK_STATE, type StackPart } from '../helpers/stack';
+import { LOCAL_PROFILES, REPO_ROOT, stack, STACK_STATE, TEMPORAL_BINARY, type StackPart } from '../helpers/stack';
 import { realActivities, startWorker, testProfiles, type RunningWorker } from '../helpers/temporal';
 import { spawnWorkerProcess, type WorkerProcess } from '../helpers/worker-process';
 
@@ -174,7 +175,10 @@ export class ReliabilityHarness {
 
   private async finish(s: Scenario<never>, handle: WorkflowHandle, started: number): Promise<{ run: RunRecord; history: string }> {
     const outcome = await handle.result().then((r: unknown) => s.outcome(r as never), failureOutcome);
-    const history = historyToJSON(await handle.fetchHistory());
+    // The CLI writes the JSON form Worker.runReplayHistories reads (historyToJSON trips over jest's module registry).
+    const { stdout: history } = await promisify(execFile)(TEMPORAL_BINARY, ['workflow', 'show', '--address', this.env.address, '--workflow-id', handle.workflowId, '--output', 'json'], {
+      maxBuffer: 64 * 1024 * 1024,
+    });
     const leaked = findCredentials(history, this.credentials);
     if (leaked.length) throw new Error(`${handle.workflowId}: the history holds credentials: ${leaked.join(', ')}`);
     const run = { outcome, state: await s.finalState(), effects: await s.sideEffects?.(), boundaries: boundariesOf(JSON.parse(history)), seconds: (Date.now() - started) / 1000 };
