@@ -22,8 +22,6 @@ import { realActivities, startWorker, testProfiles, type RunningWorker } from '.
 import { spawnWorkerProcess, type WorkerProcess } from '../helpers/worker-process';
 
 export const HISTORIES_DIR = path.join(REPO_ROOT, 'test', 'histories');
-/** Rows of the table test/reliability/table-reporter.js prints at the end of the jest run. */
-export const REPORT_FILE = path.join(STACK_STATE, 'reliability-report.jsonl');
 
 /** One runbook on one path: a table entry. */
 export interface Scenario<R = unknown> {
@@ -79,9 +77,12 @@ export interface ReportRow {
   seconds: number;
 }
 
+/** A row of the table test/reliability/table-reporter.js prints at the end of the jest run; also a progress line now. */
 export function report(row: ReportRow): void {
-  mkdirSync(path.dirname(REPORT_FILE), { recursive: true });
-  appendFileSync(REPORT_FILE, `${JSON.stringify(row)}\n`);
+  const file = process.env.DBR_RELIABILITY_REPORT ?? path.join(STACK_STATE, 'reliability-report.jsonl');
+  mkdirSync(path.dirname(file), { recursive: true });
+  appendFileSync(file, `${JSON.stringify(row)}\n`);
+  process.stderr.write(`[reliability] ${row.runbook} ${row.path}: ${row.fault}: ${row.outcome}, final state ${row.finalState}, side effects ${row.sideEffects} (${row.seconds.toFixed(1)}s)\n`);
 }
 
 /** The innermost ApplicationFailure's type, or the failure's kind. */

@@ -51,12 +51,16 @@ const ENTRIES: { entry: Scenario<never>; crash: 'all' | 'side effects' | 'none';
   { entry: upgradeRollback, crash: 'none', faults: [] },
 ];
 
+// DBR_RELIABILITY_ONLY=<regex> runs the entries whose "<runbook> <path>" matches (and prepares only those).
+const only = process.env.DBR_RELIABILITY_ONLY ? new RegExp(process.env.DBR_RELIABILITY_ONLY) : undefined;
+const SELECTED = ENTRIES.filter((e) => !only || only.test(`${e.entry.runbook} ${e.entry.path}`));
+
 let env: TestWorkflowEnvironment;
 let harness: ReliabilityHarness;
 const references = new Map<Scenario<never>, RunRecord>();
 
 beforeAll(async () => {
-  const entries = ENTRIES.map((e) => e.entry);
+  const entries = SELECTED.map((e) => e.entry);
   await scenarioProfiles(entries);
   env = await startTemporal();
   harness = new ReliabilityHarness(env, entries);
@@ -66,7 +70,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   try {
-    for (const { entry } of ENTRIES) await entry.cleanup?.();
+    for (const { entry } of SELECTED) await entry.cleanup?.();
   } finally {
     await harness?.stop();
     await env?.teardown();
@@ -74,7 +78,7 @@ afterAll(async () => {
   }
 });
 
-describe.each(ENTRIES.map((e) => [`${e.entry.runbook} ${e.entry.path}`, e] as const))('%s', (_name, { entry, crash, faults }) => {
+describe.each(SELECTED.map((e) => [`${e.entry.runbook} ${e.entry.path}`, e] as const))('%s', (_name, { entry, crash, faults }) => {
   test('undisturbed: the reference run, its history recorded and free of credentials', async () => {
     references.set(entry, await harness.undisturbed(entry));
   });

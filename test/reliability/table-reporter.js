@@ -1,11 +1,10 @@
 // Prints the reliability table (runbook × fault, outcome, final state, side effects) at the end of
 // a jest run that included the reliability project, before jest's own summary: the CI output ends
-// with that summary. The rows come from test/reliability/harness.ts through REPORT_FILE.
+// with that summary. The rows come from test/reliability/harness.ts through DBR_RELIABILITY_REPORT.
 const { existsSync, readFileSync, rmSync } = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 
-const REPORT_FILE = path.join(process.env.DBR_STATE ?? path.join(os.homedir(), '.cache', 'db-runbooks', 'stack'), 'reliability-report.jsonl');
 const COLUMNS = [
   ['runbook', 'runbook'],
   ['path', 'path'],
@@ -17,13 +16,17 @@ const COLUMNS = [
 ];
 
 class ReliabilityTableReporter {
-  onRunStart() {
-    rmSync(REPORT_FILE, { force: true });
+  constructor() {
+    // One file per jest run, named in the environment the tests inherit (harness.ts reportFile()).
+    this.file = path.join(os.tmpdir(), `dbr-reliability-${process.pid}-${Date.now()}.jsonl`);
+    process.env.DBR_RELIABILITY_REPORT = this.file;
   }
 
   onRunComplete() {
-    if (!existsSync(REPORT_FILE)) return;
-    const rows = readFileSync(REPORT_FILE, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line));
+    if (!existsSync(this.file)) return;
+    const text = readFileSync(this.file, 'utf8');
+    rmSync(this.file, { force: true });
+    const rows = text.split('\n').filter(Boolean).map((line) => JSON.parse(line));
     if (rows.length === 0) return;
     const cells = rows.map((row) => COLUMNS.map(([key]) => (key === 'seconds' ? row[key].toFixed(1) : String(row[key]))));
     const widths = COLUMNS.map(([, title], i) => Math.max(title.length, ...cells.map((c) => c[i].length)));

@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import * as workflows from '../../workflows';
 import { BAD_INPUTS, badInput } from '../reliability/bad-inputs';
 
-const runbooks = Object.keys(BAD_INPUTS) as (keyof typeof workflows & keyof typeof BAD_INPUTS)[];
+const runbooks = Object.keys(BAD_INPUTS) as Exclude<keyof typeof workflows, 'clusterLock'>[];
 
 test('every runbook but the cluster lock has a catalogue of bad inputs', () => {
   expect(Object.keys(workflows).filter((name) => name !== 'clusterLock').sort()).toEqual([...runbooks].sort());
