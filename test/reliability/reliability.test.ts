@@ -37,7 +37,8 @@ const ENTRIES: { entry: Scenario<never>; crash: 'all' | 'side effects' | 'none';
   },
   { entry: vitessDrainSuccess, crash: 'all', faults: [{ part: 'kube-apiserver', at: 'start', downSeconds: 3 }] },
   { entry: vitessDrainTimeout, crash: 'none', faults: [] },
-  { entry: switchoverSuccess, crash: 'side effects', faults: [{ part: 'replica', at: 'start', downSeconds: 2 }] },
+  // Crashes wait for a setup that switches the pair back: restorePair() cannot after a successful switchover (MASTER_GTID_WAIT on the old primary's own GTIDs).
+  { entry: switchoverSuccess, crash: 'none', faults: [{ part: 'replica', at: 'start', downSeconds: 2 }] },
   { entry: migrateSchemaSuccess, crash: 'side effects', faults: [{ part: 'mariadb', at: 'start', downSeconds: 3 }] },
   {
     entry: upgradeSuccess,
@@ -93,7 +94,7 @@ describe.each(SELECTED.map((e) => [`${e.entry.runbook} ${e.entry.path}`, e] as c
     }, 600_000);
   }
 
-  test.each(faults.map((f) => [`${f.part} down${f.at === 'start' ? ' from the start' : ` during "${f.at}"`}`, f] as const))('%s', async (_f, fault) => {
+  if (faults.length > 0) test.each(faults.map((f) => [`${f.part} down${f.at === 'start' ? ' from the start' : ` during "${f.at}"`}`, f] as const))('%s', async (_f, fault) => {
     const reference = references.get(entry);
     if (!reference) throw new Error('the undisturbed run failed');
     await harness.fault(entry, fault, reference);

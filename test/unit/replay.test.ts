@@ -3,13 +3,12 @@
 // workflow code as it is now. A change that would break determinism for runs in flight fails here:
 // version it with patched() / deprecatePatch() (README, "Reliability"). The histories hold no
 // credential of the stack that recorded them, nor of this one.
+import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Worker } from '@temporalio/worker';
-import { buildWorkflowBundle } from '../../worker/bundle';
-import { dataConverter } from '../../worker/data-converter';
+import { promisify } from 'node:util';
 import { findCredentials, stackCredentials } from '../helpers/history-secrets';
-import { STACK_STATE } from '../helpers/stack';
+import { REPO_ROOT, STACK_STATE } from '../helpers/stack';
 
 const DIR = path.join(__dirname, '..', 'histories');
 const files = readdirSync(DIR).filter((f) => f.endsWith('.json')).sort();
@@ -19,13 +18,10 @@ test('a history is recorded for every runbook', () => {
 });
 
 test('every recorded history replays without a determinism error', async () => {
-  const code = await buildWorkflowBundle();
-  const histories = files.map((file) => ({ workflowId: file, history: JSON.parse(readFileSync(path.join(DIR, file), 'utf8')) as unknown }));
-  const failures: string[] = [];
-  for await (const result of Worker.runReplayHistories({ workflowBundle: { code }, dataConverter: dataConverter(undefined) }, histories)) {
-    if (result.error) failures.push(`${result.workflowId}: ${result.error.message}`);
-  }
-  expect(failures).toEqual([]);
+  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(DIR, 'replay.ts')], { cwd: REPO_ROOT, env: { ...process.env, NODE_OPTIONS: '' } });
+  const results = stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line) as { file: string; error: string | null });
+  expect(results.map((r) => r.file)).toEqual(files);
+  expect(results.filter((r) => r.error)).toEqual([]);
 }, 120_000);
 
 test('no recorded history holds a credential of this machine\'s stack', () => {
