@@ -14,13 +14,13 @@ import { dataConverter } from '../../worker/data-converter';
 // The SDK's historyFromJSON uses @temporalio/common's own protobufjs copy, which does not know the
 // types of @temporalio/proto's copy in this dependency tree ("type must be a Type"); the JSON is
 // read here with the protobufjs that @temporalio/proto itself uses.
-const { fromJson } = createRequire(require.resolve('@temporalio/proto'))('protobufjs/ext/protojson') as {
-  fromJson(type: unknown, json: unknown, options: unknown): proto.temporal.api.history.v1.History | null;
+const protojson = createRequire(require.resolve('@temporalio/proto'))('protobufjs/ext/protojson') as {
+  fromJson: (type: unknown, json: unknown, options: unknown) => proto.temporal.api.history.v1.History | null;
 };
 const historyType = (patchProtobufRoot(proto) as unknown as { lookupType(name: string): unknown }).lookupType('temporal.api.history.v1.History');
 
 function readHistory(file: string): proto.temporal.api.history.v1.History {
-  const history = fromJson(historyType, JSON.parse(readFileSync(path.join(__dirname, file), 'utf8')), { ignoreUnknownFields: true });
+  const history = protojson.fromJson(historyType, JSON.parse(readFileSync(path.join(__dirname, file), 'utf8')), { ignoreUnknownFields: true });
   if (!history) throw new Error(`${file}: not a history`);
   return history;
 }
