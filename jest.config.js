@@ -1,5 +1,6 @@
-// Two projects: unit tests (pure logic, no servers) and integration tests against the real local
-// stack (scripts/stack.sh up). @kubernetes/client-node is ESM-only: it loads through require()
+// Three projects: unit tests (pure logic, no servers), integration tests against the real local
+// stack (scripts/stack.sh up), and the reliability suite (crashes and server faults across every
+// runbook, on the same stack), whose table the reliability reporter prints before jest's summary. @kubernetes/client-node is ESM-only: it loads through require()
 // when Node runs with --experimental-vm-modules, which scripts/test.sh sets.
 const transform = {
   '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2023' }, module: { type: 'commonjs' }, sourceMaps: 'inline' }],
@@ -21,7 +22,16 @@ module.exports = {
       globalSetup: '<rootDir>/test/helpers/global-setup.ts',
       setupFiles: ['<rootDir>/test/helpers/load-stack-env.ts'],
     },
+    {
+      displayName: 'reliability',
+      testEnvironment: 'node',
+      transform,
+      testMatch: ['<rootDir>/test/reliability/**/*.test.ts'],
+      globalSetup: '<rootDir>/test/helpers/global-setup.ts',
+      setupFiles: ['<rootDir>/test/helpers/load-stack-env.ts'],
+    },
   ],
+  reporters: ['<rootDir>/test/reliability/table-reporter.js', 'default'],
   testTimeout: 180_000,
   slowTestThreshold: 60,
 };

@@ -12,10 +12,11 @@ export interface WorkerProcess {
   kill(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export function spawnWorkerProcess(env: Record<string, string>): WorkerProcess {
+/** The production entry by default; the reliability suite runs its crash worker (test/reliability/crash-worker.ts). */
+export function spawnWorkerProcess(env: Record<string, string>, entry = path.join(REPO_ROOT, 'worker', 'main.ts')): WorkerProcess {
   let output = '';
   // tsx as an import hook, not its CLI: the CLI forks a second process that a SIGKILL would orphan.
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'worker', 'main.ts')], {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
     cwd: REPO_ROOT,
     env: {
       ...process.env,

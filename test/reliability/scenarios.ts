@@ -1,0 +1,323 @@
+// The reliability suite's table: one entry per runbook and main path. An entry says how to bring
+// its cluster to the starting state, the input, and what a user checks afterwards; the harness
+// (harness.ts) runs it undisturbed, crashed at its activity boundaries, and with servers stopped.
+// A new runbook is one more entry here (and its faults in reliability.test.ts).
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { DeleteObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { Etcd3 } from 'etcd3';
+import { applyMigration, type EtcdMigrationSpec } from '../../workflows/etcd-migration';
+import type { ClusterHealthReport } from '../../workflows/health';
+import type { MigrateSchemaResult } from '../../workflows/migrateSchema';
+import type { SwitchoverResult } from '../../workflows/switchover';
+import type { ClusterChangeResult } from '../../workflows/upgrade-engine';
+import { DRAIN_ANNOTATION, type VitessDrainResult } from '../../workflows/vitessDrain';
+import { Kubelet } from '../helpers/kubelet';
+import { adminClients, createStatefulSet, createTestNamespace, deleteTestNamespace, eventually, type AdminClients } from '../helpers/kubernetes';
+import { facts, PAIR, restorePair, sql } from '../helpers/replication';
+import { REPO_ROOT } from '../helpers/stack';
+import type { Scenario } from './harness';
+
+const run = randomBytes(3).toString('hex');
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+// ------------------------------------------------------------------ shared clients, made on first use
+
+let kube: { admin: AdminClients; namespace: string; kubelet: Kubelet; stops: (() => Promise<void>)[] } | undefined;
+async function kubernetes(): Promise<NonNullable<typeof kube>> {
+  if (!kube) {
+    const admin = adminClients();
+    kube = { admin, namespace: await createTestNamespace(admin, 'dbr-reliability'), kubelet: new Kubelet(admin), stops: [] };
+  }
+  return kube;
+}
+
+let s3client: S3Client | undefined;
+function s3(): S3Client {
+  s3client ??= new S3Client({
+    endpoint: 'http://127.0.0.1:9000',
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: process.env.DBR_LOCAL_S3_ACCESS_KEY!, secretAccessKey: process.env.DBR_LOCAL_S3_SECRET_KEY! },
+  });
+  return s3client;
+}
+
+async function objectsUnder(prefix: string): Promise<string[]> {
+  const list = await s3().send(new ListObjectsV2Command({ Bucket: 'db-runbooks', Prefix: prefix }));
+  return (list.Contents ?? []).map((o) => o.Key!.slice(prefix.length)).sort();
+}
+
+let etcdClient: Etcd3 | undefined;
+function etcd(): Etcd3 {
+  etcdClient ??= new Etcd3({ hosts: 'http://127.0.0.1:2379' });
+  return etcdClient;
+}
+
+async function statefulSet(name: string, replicas: number, image: string, container: string, autoReady: string): Promise<void> {
+  const k = await kubernetes();
+  await createStatefulSet(k.admin, k.namespace, { name, replicas, image, container });
+  const node = k.kubelet.autoReady(k.namespace, autoReady, { neverReadyImage: /broken/ });
+  k.stops.push(() => node.stop());
+  await eventually(`${name} ready`, async () => ((await k.admin.apps.readNamespacedStatefulSet({ name, namespace: k.namespace })).status?.readyReplicas === replicas ? true : undefined));
+}
+
+/** Ends what the entries started: simulated kubelets and operators, the namespace, clients. */
+export async function closeScenarios(): Promise<void> {
+  if (kube) {
+    for (const stop of kube.stops) await stop();
+    await deleteTestNamespace(kube.admin, kube.namespace);
+  }
+  etcdClient?.close();
+  s3client?.destroy();
+}
+
+// ------------------------------------------------------------------ clusterHealth
+
+export const clusterHealthLocal: Scenario<ClusterHealthReport> = {
+  runbook: 'clusterHealth',
+  path: 'success',
+  cluster: 'local',
+  setup: async () => {},
+  input: () => ({ cluster: 'local' }),
+  outcome: (r) => r.verdict,
+  // Read-only: the one thing it writes is the S3 probe object, which it deletes.
+  finalState: async () => ({ probeObjectsLeft: (await objectsUnder('local/.db-runbooks-probe/')).length }),
+};
+
+// ------------------------------------------------------------------ vitessDrain
+
+const TABLET_TYPE = 'planetscale.com/tablet-type';
+
+async function tablets(app: string): Promise<{ name: string; type?: string; drain?: string }[]> {
+  const k = await kubernetes();
+  const pods = await k.admin.core.listNamespacedPod({ namespace: k.namespace, labelSelector: `app=${app}` });
+  return pods.items
+    .map((p) => ({ name: p.metadata!.name!, type: p.metadata?.labels?.[TABLET_TYPE], drain: p.metadata?.annotations?.[DRAIN_ANNOTATION] }))
+    .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+async function setTablets(app: string, types: string[]): Promise<void> {
+  const k = await kubernetes();
+  for (const [i, type] of types.entries()) {
+    await k.admin.core.patchNamespacedPod(
+      { name: `${app}-${i}`, namespace: k.namespace, body: { metadata: { labels: { [TABLET_TYPE]: type }, annotations: { [DRAIN_ANNOTATION]: null } } } },
+      mergePatch,
+    );
+  }
+}
+
+/** The Vitess operator's drain controller: a drained primary hands the primary to the first undrained replica. */
+async function playOperator(app: string): Promise<void> {
+  const k = await kubernetes();
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const all = await tablets(app).catch(() => []);
+      const drained = all.find((t) => t.type === 'primary' && t.drain !== undefined);
+      const next = all.find((t) => t.type === 'replica' && t.drain === undefined);
+      if (drained && next) {
+        await setTablets(app, all.map((t) => (t === drained ? 'replica' : t === next ? 'primary' : t.type ?? 'replica'))).catch(() => undefined);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  })();
+  k.stops.push(async () => {
+    running = false;
+    await loop;
+  });
+}
+
+function vitessEntry(pathName: string, app: string, operator: boolean, input: Record<string, unknown>): Scenario<VitessDrainResult> {
+  const cluster = `rel-${app}-${run}`;
+  return {
+    runbook: 'vitessDrain',
+    path: pathName,
+    cluster,
+    profiles: `  ${cluster}:
+    namespace: NAMESPACE
+    workload: { kind: StatefulSet, name: ${app}, selector: app=${app}, container: vttablet, roleLabel: ${TABLET_TYPE} }
+    failover: { strategy: vitess, drainTimeoutSeconds: 60 }
+`,
+    prepare: async () => {
+      await statefulSet(app, 3, 'vitess/lite:v21.0.0', 'vttablet', `app=${app}`);
+      if (operator) await playOperator(app);
+    },
+    setup: () => setTablets(app, ['primary', 'replica', 'replica']),
+    input: () => ({ cluster, reason: 'reliability suite', ...input }),
+    outcome: (r) => `${r.drainedPod} drained, ${r.newPrimaryPod} primary`,
+    finalState: () => tablets(app),
+    sideEffects: async () => ({ drainAnnotationsLeft: (await tablets(app)).filter((t) => t.drain !== undefined).length }),
+  };
+}
+
+export const vitessDrainSuccess = vitessEntry('success', 'tablet', true, {});
+/** The operator never moves the primary: the drain times out and the annotation is removed. */
+export const vitessDrainTimeout = vitessEntry('timeout', 'stuck', false, { timeoutSeconds: 2 });
+
+// ------------------------------------------------------------------ switchover (the stack's GTID pair)
+
+const switchoverCluster = `rel-so-${run}`;
+export const switchoverSuccess: Scenario<SwitchoverResult> = {
+  runbook: 'switchover',
+  path: 'success',
+  cluster: switchoverCluster,
+  profiles: `  ${switchoverCluster}:
+    mysql:
+      topology: replication
+      user: runbook
+      password: { env: DBR_LOCAL_MYSQL_PASSWORD }
+      replicationUser: repl
+      replicationPassword: { env: DBR_LOCAL_REPL_PASSWORD }
+      nodes:
+        - { name: primary, host: 127.0.0.1, port: ${PAIR.primary} }
+        - { name: replica, host: 127.0.0.1, port: ${PAIR.replica} }
+    health: { maxReplicationLagSeconds: 10 }
+    failover: { strategy: gtid, writerGraceSeconds: 1, catchUpTimeoutSeconds: 30 }
+`,
+  setup: restorePair,
+  input: () => ({ cluster: switchoverCluster }),
+  outcome: (r) => `${r.oldPrimary} → ${r.newPrimary}`,
+  finalState: async () => {
+    const [p, r] = await Promise.all([facts(PAIR.primary), facts(PAIR.replica)]);
+    const role = (f: typeof p) => ({ readOnly: f.readOnly, source: f.source, running: f.source ? `${f.io}/${f.sqlThread}` : null, error: f.lastError });
+    return { primary: role(p), replica: role(r) };
+  },
+  cleanup: restorePair,
+};
+
+// ------------------------------------------------------------------ migrateSchema (the standalone MariaDB)
+
+const migrateCluster = `rel-mig-${run}`;
+const migrateDatabase = `dbr_rel_${run}`;
+export const migrateSchemaSuccess: Scenario<MigrateSchemaResult> = {
+  runbook: 'migrateSchema',
+  path: 'success',
+  cluster: migrateCluster,
+  profiles: `  ${migrateCluster}:
+    mysql:
+      topology: standalone
+      user: runbook
+      password: { env: DBR_LOCAL_MYSQL_PASSWORD }
+      nodes:
+        - { name: mariadb, host: 127.0.0.1, port: 3310 }
+      migrations:
+        temporal: { directory: ${path.join(REPO_ROOT, 'examples', 'migrations', 'temporal-mysql')}, database: ${migrateDatabase}, createDatabase: true }
+    lock: { waitSeconds: 60, leaseSeconds: 30 }
+`,
+  setup: async () => {
+    await sql(3310, `DROP DATABASE IF EXISTS ${migrateDatabase}`);
+  },
+  input: () => ({ cluster: migrateCluster, set: 'temporal' }),
+  outcome: (r) => `${r.outcome} to version ${r.toVersion}`,
+  finalState: async () => ({
+    tables: (await sql<{ t: string }>(3310, 'SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY 1', [migrateDatabase])).map((r) => r.t),
+    scratch: (await sql<{ s: string }>(3310, "SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'dbr\\_dryrun\\_%'")).length,
+  }),
+  sideEffects: async () => {
+    const ledger = await sql<{ applied: number; inFlight: number | null }>(
+      3310,
+      `SELECT last_applied_statement AS applied, in_flight_statement AS inFlight FROM ${migrateDatabase}.db_runbooks_migrations ORDER BY version`,
+    ).catch(() => []);
+    return { ledgerRows: ledger.length, statementsRecorded: ledger.reduce((n, r) => n + Number(r.applied), 0), inFlight: ledger.filter((r) => r.inFlight !== null).length };
+  },
+  cleanup: async () => {
+    await sql(3310, `DROP DATABASE IF EXISTS ${migrateDatabase}`);
+  },
+};
+
+// ------------------------------------------------------------------ upgradeCluster (etcd metadata, MinIO, the StatefulSet)
+
+const OLD = 'greptime/greptimedb:v0.11.0';
+const NEW = 'greptime/greptimedb:v0.12.0';
+
+function upgradeEntry(pathName: string, index: number, image: string, extra: Record<string, unknown>): Scenario<ClusterChangeResult> {
+  const cluster = `rel-upg-${index}-${run}`;
+  const workload = `meta-${index}`;
+  const prefix = `/dbr-rel-${run}-${index}/meta/`;
+  const s3Prefix = `rel-upgrade-${run}-${index}/`;
+  const migration: EtcdMigrationSpec = {
+    kind: 'etcd',
+    version: '0.12.0',
+    steps: [
+      { op: 'put', key: `${prefix}schema_version`, value: '2' },
+      { op: 'renamePrefix', from: `${prefix}legacy/`, to: `${prefix}archive/` },
+      { op: 'delete', key: `${prefix}obsolete` },
+    ],
+  };
+  const keys = async () => new Map(Object.entries(await etcd().getAll().prefix(prefix).buffers()));
+  const workloadState = async () => {
+    const k = await kubernetes();
+    const sts = await k.admin.apps.readNamespacedStatefulSet({ name: workload, namespace: k.namespace });
+    return { image: sts.spec!.template.spec!.containers[0]!.image!, replicas: sts.spec!.replicas! };
+  };
+  const initial = new Map<string, Buffer>();
+  return {
+    runbook: 'upgradeCluster',
+    path: pathName,
+    cluster,
+    profiles: `  ${cluster}:
+    namespace: NAMESPACE
+    workload: { kind: StatefulSet, name: ${workload}, selector: app=${workload}, container: greptimedb }
+    etcd: { endpoints: [http://127.0.0.1:2379], metadataPrefix: ${prefix} }
+    s3:
+      endpoint: http://127.0.0.1:9000
+      bucket: db-runbooks
+      prefix: ${s3Prefix}
+      forcePathStyle: true
+      accessKeyId: { env: DBR_LOCAL_S3_ACCESS_KEY }
+      secretAccessKey: { env: DBR_LOCAL_S3_SECRET_KEY }
+    lock: { waitSeconds: 120, leaseSeconds: 30 }
+`,
+    prepare: async () => {
+      await statefulSet(workload, 2, OLD, 'greptimedb', `app=${workload}`);
+      for (let i = 0; i < 50; i += 1) initial.set(`${prefix}catalog/t${i}`, Buffer.from(JSON.stringify({ id: i })));
+      initial.set(`${prefix}schema_version`, Buffer.from('1')).set(`${prefix}legacy/a`, Buffer.from([0, 1, 255])).set(`${prefix}obsolete`, Buffer.from('x'));
+    },
+    setup: async () => {
+      const k = await kubernetes();
+      await etcd().delete().prefix(prefix);
+      await etcd().delete().prefix(`/__db_runbooks/migrations/${cluster}/`);
+      await Promise.all([...initial].map(([key, value]) => etcd().put(key).value(value).exec()));
+      for (const name of await objectsUnder(s3Prefix)) await s3().send(new DeleteObjectCommand({ Bucket: 'db-runbooks', Key: `${s3Prefix}${name}` }));
+      const sts = await workloadState();
+      if (sts.image !== OLD || sts.replicas !== 2) {
+        await k.admin.apps.patchNamespacedStatefulSet(
+          { name: workload, namespace: k.namespace, body: { spec: { replicas: 2, template: { spec: { containers: [{ name: 'greptimedb', image: OLD }] } } } } },
+          setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
+        );
+      }
+      await eventually(`${workload} ready`, async () => ((await k.admin.apps.readNamespacedStatefulSet({ name: workload, namespace: k.namespace })).status?.readyReplicas === 2 ? true : undefined));
+    },
+    input: () => ({ cluster, targetImage: image, migration, rolloutTimeoutSeconds: 20, ...extra }),
+    outcome: (r) => r.outcome,
+    finalState: async () => {
+      const now = await keys();
+      const expected = pathName === 'success' ? applyMigration(initial, migration.steps) : initial;
+      const differing = [...new Set([...now.keys(), ...expected.keys()])].filter((k) => !now.get(k)?.equals(expected.get(k) ?? Buffer.alloc(0)) || !expected.has(k));
+      return { metadata: differing.length === 0 ? `as expected (${now.size} keys)` : `differs at ${differing.join(', ')}`, workload: await workloadState() };
+    },
+    // One backup object and one manifest however often a step ran; the migration ledger once or cleared.
+    sideEffects: async () => ({
+      backupObjects: (await objectsUnder(s3Prefix)).length,
+      ledgerEntries: (await etcd().getAll().prefix(`/__db_runbooks/migrations/${cluster}/`).keys()).length,
+      scratchKeys: (await etcd().getAll().prefix(`/__db_runbooks/scratch/${cluster}/`).keys()).length,
+    }),
+    cleanup: async () => {
+      await etcd().delete().prefix(prefix.slice(0, prefix.indexOf('/meta/') + 1));
+      await etcd().delete().prefix(`/__db_runbooks/migrations/${cluster}/`);
+    },
+  };
+}
+
+export const upgradeSuccess = upgradeEntry('success', 0, NEW, {});
+/** Pods of the new image never become ready: the deploy times out and everything is rolled back. */
+export const upgradeRollback = upgradeEntry('rollback', 1, `${NEW}-broken`, { rolloutTimeoutSeconds: 6 });
+
+/** The profile YAML of every entry, with the shared test namespace filled in. */
+export async function scenarioProfiles(entries: readonly Scenario<never>[]): Promise<void> {
+  const needsKube = entries.some((e) => e.profiles?.includes('NAMESPACE'));
+  const namespace = needsKube ? (await kubernetes()).namespace : '';
+  for (const e of entries) if (e.profiles) e.profiles = e.profiles.replaceAll('NAMESPACE', namespace);
+}

@@ -1,0 +1,32 @@
+// Every recorded history in test/histories/ (one per runbook and main path, recorded by
+// `npm run histories:record` from the reliability suite's undisturbed runs) replays against the
+// workflow code as it is now. A change that would break determinism for runs in flight fails here:
+// version it with patched() / deprecatePatch() (README, "Reliability"). The histories hold no
+// credential of the stack that recorded them, nor of this one.
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { findCredentials, stackCredentials } from '../helpers/history-secrets';
+import { REPO_ROOT, STACK_STATE } from '../helpers/stack';
+
+const DIR = path.join(__dirname, '..', 'histories');
+const files = readdirSync(DIR).filter((f) => f.endsWith('.json')).sort();
+
+test('a history is recorded for every runbook', () => {
+  expect(files.length).toBeGreaterThan(0);
+});
+
+test('every recorded history replays without a determinism error', async () => {
+  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(DIR, 'replay.ts')], { cwd: REPO_ROOT, env: { ...process.env, NODE_OPTIONS: '' } });
+  const results = stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line) as { file: string; error: string | null });
+  expect(results.map((r) => r.file)).toEqual(files);
+  expect(results.filter((r) => r.error)).toEqual([]);
+}, 120_000);
+
+test('no recorded history holds a credential of this machine\'s stack', () => {
+  const file = path.join(STACK_STATE, 'secrets.env');
+  // Without a local stack there is nothing of this machine's to find; the recording run checked its own.
+  const credentials = existsSync(file) ? stackCredentials() : {};
+  for (const f of files) expect([f, findCredentials(readFileSync(path.join(DIR, f), 'utf8'), credentials)]).toEqual([f, []]);
+});
