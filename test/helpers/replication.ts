@@ -2,6 +2,7 @@
 // the replication facts a user would look at, putting the shared pair back as it began, and
 // rebuilding the failover set (fo1 primary, fo2 and fo3 its replicas) from scratch between tests.
 import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
+import { parseGtidPosition, reaches } from '../../workflows/gtid';
 import { stack } from './stack';
 
 export const PAIR = { primary: 3311, replica: 3312 } as const;
@@ -55,10 +56,20 @@ export async function facts(port: number): Promise<ServerFacts> {
   }
 }
 
-/** Waits until the server has applied the position (MASTER_GTID_WAIT), or fails after the timeout. */
+/**
+ * Waits until the server's gtid_current_pos reaches the position, or fails after the timeout.
+ * Not MASTER_GTID_WAIT: that looks at gtid_slave_pos only, which never holds the transactions a
+ * server wrote itself while it was primary, so after a switch back it would wait forever.
+ */
 export async function waitForPosition(port: number, position: string, timeoutSeconds = 30): Promise<void> {
-  const [row] = await sql<{ r: number }>(port, 'SELECT MASTER_GTID_WAIT(?, ?) AS r', [position, timeoutSeconds]);
-  if (Number(row!.r) !== 0) throw new Error(`127.0.0.1:${port} did not reach ${position} within ${timeoutSeconds}s: ${JSON.stringify(await facts(port))}`);
+  const target = parseGtidPosition(position);
+  const deadline = Date.now() + timeoutSeconds * 1000;
+  for (;;) {
+    const now = await facts(port);
+    if (reaches(parseGtidPosition(now.gtidCurrentPos), target)) return;
+    if (Date.now() > deadline) throw new Error(`127.0.0.1:${port} did not reach ${position} within ${timeoutSeconds}s: ${JSON.stringify(now)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 async function pointAt(port: number, sourcePort: number): Promise<void> {

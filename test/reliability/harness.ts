@@ -4,7 +4,7 @@
 // the undisturbed runs' histories are what test/histories/ holds (DBR_RECORD_HISTORIES=1).
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -15,6 +15,7 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 import { FAILURE_CONVERTER_PATH } from '../../worker/data-converter';
 import { WORKFLOW_INTERCEPTOR_MODULES } from '../../worker/interceptors';
 import { getProgressQuery, lockWorkflowId } from '../../workflows/definitions';
+import * as proto from '@temporalio/proto';
 import { findCredentials, stackCredentials } from '../helpers/history-secrets';
 import { ADMIN_KUBECONFIG } from '../helpers/kubernetes';
 import { LOCAL_PROFILES, REPO_ROOT, stack, STACK_STATE, TEMPORAL_BINARY, type StackPart } from '../helpers/stack';
@@ -191,8 +192,20 @@ export class ReliabilityHarness {
   async undisturbed(s: Scenario<never>): Promise<RunRecord> {
     const started = Date.now();
     const handle = await this.begin(s, this.worker.taskQueue);
-    const { run, history } = await this.finish(s, handle, started);
-    if (process.env.DBR_RECORD_HISTORIES === '1') writeFileSync(path.join(HISTORIES_DIR, `${s.runbook}-${s.path}.json`), `${JSON.stringify(JSON.parse(history), null, 1)}\n`);
+    const { run } = await this.finish(s, handle, started);
+    if (process.env.DBR_RECORD_HISTORIES === '1') {
+      // Binary protobuf, the server's own form: the JSON form needs a history parser that this
+      // dependency tree's duplicate protobufjs runtimes break, and a hand-made one loses fields.
+      const recorded = await handle.fetchHistory();
+      const file = `${s.runbook}-${s.path}.binpb`;
+      writeFileSync(path.join(HISTORIES_DIR, file), proto.temporal.api.history.v1.History.encode(recorded).finish());
+      // A history does not hold its workflow id, and the runbooks derive names from it (the lock's
+      // request id): a replay must run under the same id.
+      const index = path.join(HISTORIES_DIR, 'workflow-ids.json');
+      const ids = existsSync(index) ? (JSON.parse(readFileSync(index, 'utf8')) as Record<string, string>) : {};
+      ids[file] = handle.workflowId;
+      writeFileSync(index, `${JSON.stringify(Object.fromEntries(Object.entries(ids).sort()), null, 2)}\n`);
+    }
     report({ runbook: s.runbook, path: s.path, fault: 'none', outcome: run.outcome, finalState: 'verified', sideEffects: run.effects ? 'once' : '-', seconds: run.seconds });
     return run;
   }

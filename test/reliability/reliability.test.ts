@@ -20,7 +20,8 @@ import {
 
 const SIDE_EFFECTS = new Set([
   'checkS3', 'requestClusterLock', 'annotatePod', 'removePodAnnotation', 'makeReadOnly', 'promoteReplica', 'replicateFrom', 'writeReplicationProbe',
-  'dryRunSqlMigration', 'applySqlMigration', 'scaleWorkload', 'setWorkloadImage', 'backupMetadata', 'applyEtcdMigration', 'restoreMetadata', 'writeUpgradeManifest',
+  'dryRunSqlMigration', 'applySqlMigration', 'scaleWorkload', 'setWorkloadImage', 'dumpMetadata', 'snapshotEtcdToS3', 'applyEtcdMigration', 'restoreMetadata', 'writeUpgradeManifest',
+  'sendNotification', 'dumpDatabases', 'verifyBackup', 'writeBackupManifest', 'applyBackupRetention', 'restoreBackup', 'writeEtcdBackupManifest', 'deleteEtcdBackups',
 ]);
 const sideEffecting = (boundary: string) => SIDE_EFFECTS.has(boundary.slice(0, boundary.indexOf('#')));
 
