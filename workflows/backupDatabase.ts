@@ -13,7 +13,7 @@ import { describeHolder } from './clusterLock';
 import { withClusterLock } from './lock';
 import { Notifier } from './notify';
 import { failureMessage, RunbookTracker } from './tracker';
-import { InputValidator } from './validation';
+import { DATABASE_NAME, InputValidator } from './validation';
 
 export interface BackupDatabaseInput {
   cluster: string;
@@ -45,7 +45,6 @@ export interface BackupDatabaseResult {
 }
 
 const STEPS = ['read profile', 'cluster lock', 'dump', 'verify', 'manifest', 'retention'];
-const DATABASE_NAME = /^[A-Za-z0-9_]{1,64}$/;
 
 const { describeCluster } = proxyActivities<Activities>(lookup);
 const { listBackups, writeBackupManifest, applyBackupRetention, dropBackupScratch } = proxyActivities<Activities>(backupCatalog);

@@ -14,7 +14,7 @@ import { ApprovalGate } from './approval';
 import type { ApprovalState } from './definitions';
 import { withClusterLock } from './lock';
 import { failureMessage, RunbookTracker } from './tracker';
-import { InputValidator } from './validation';
+import { DATABASE_NAME, InputValidator } from './validation';
 
 export interface MigrateSchemaInput {
   cluster: string;
@@ -53,7 +53,6 @@ export interface MigrateSchemaResult {
 }
 
 const MIGRATION_SET = /^[a-z0-9]([a-z0-9_-]{0,62}[a-z0-9])?$/;
-const DATABASE_NAME = /^[A-Za-z0-9_]{1,64}$/;
 const STEPS = ['read profile', 'cluster lock', 'pre-flight', 'dry-run', 'approval', 'apply', 'verify'];
 
 const { describeCluster } = proxyActivities<Activities>(lookup);

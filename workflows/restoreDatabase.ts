@@ -8,7 +8,7 @@ import type { BackupSummary, LoadResult } from '../activities/backup';
 import { backupCatalog, backupIo, lookup } from './activity-profiles';
 import { withClusterLock } from './lock';
 import { failureMessage, RunbookTracker } from './tracker';
-import { InputValidator } from './validation';
+import { DATABASE_NAME, InputValidator } from './validation';
 
 export interface RestoreDatabaseInput {
   cluster: string;
@@ -38,7 +38,6 @@ export interface RestoreDatabaseResult {
 }
 
 const STEPS = ['read profile', 'cluster lock', 'find backup', 'check target', 'restore', 'verify'];
-const DATABASE_NAME = /^[A-Za-z0-9_]{1,64}$/;
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
 
 const { describeCluster } = proxyActivities<Activities>(lookup);
@@ -56,6 +55,8 @@ export async function restoreDatabase(input: RestoreDatabaseInput): Promise<Rest
   const allowUnverified = v.optionalBoolean('allowUnverified', false);
   const lockWaitSeconds = v.optionalNumber('lockWaitSeconds', { min: 0, max: 7 * 24 * 3600, integer: true });
   if (backupId && atText) v.fail('at', 'give a backupId or a time, not both');
+  // The pattern lets through dates that do not exist (month 13, 99:99).
+  if (atText && Number.isNaN(Date.parse(atText))) v.fail('at', `expected an ISO 8601 time such as 2026-11-23T06:00:00Z, got ${JSON.stringify(atText)}: no such date`);
   if (targetInput && ['mysql', 'information_schema', 'performance_schema', 'sys'].includes(targetInput.toLowerCase())) v.fail('targetDatabase', 'a system database is never a restore target');
   v.done();
   const at = atText ? new Date(atText).toISOString() : undefined;

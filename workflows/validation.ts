@@ -9,6 +9,9 @@ export interface FieldError {
   problem: string;
 }
 
+/** A MySQL / MariaDB database name as the runbooks accept it: no quoting needed, nothing to escape. */
+export const DATABASE_NAME = /^[A-Za-z0-9_]{1,64}$/;
+
 export class InputValidator {
   private readonly errors: FieldError[] = [];
   private readonly input: Record<string, unknown>;

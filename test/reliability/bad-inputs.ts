@@ -3,7 +3,7 @@
 // cases against each runbook's validation in-process; test/reliability/bad-input.test.ts runs a
 // sample through a real worker and checks that no activity ran.
 import fc from 'fast-check';
-import { CLUSTER_NAME } from '../../workflows/validation';
+import { CLUSTER_NAME, DATABASE_NAME } from '../../workflows/validation';
 
 type Arb = fc.Arbitrary<unknown>;
 
@@ -110,6 +110,37 @@ export const BAD_INPUTS: Record<string, RunbookInputs> = {
       rolloutTimeoutSeconds: badNumber(5, 86400, true),
       lockWaitSeconds: lockWait,
     },
+  },
+  backupDatabase: {
+    valid: { cluster: 'local' },
+    required: ['cluster'],
+    fields: {
+      cluster: badCluster,
+      databases: fc.oneof(wrongType.filter((v) => !Array.isArray(v)), fc.constant([]), badString(DATABASE_NAME).map((d) => [d])),
+      compression: badString(/^(gzip|zstd)$/),
+      verify: badBoolean,
+      whenLocked: badString(/^(skip|wait)$/),
+      lockWaitSeconds: lockWait,
+    },
+  },
+  restoreDatabase: {
+    valid: { cluster: 'local' },
+    required: ['cluster'],
+    fields: {
+      cluster: badCluster,
+      backupId: badString(/^[A-Za-z0-9._/:-]{1,400}$/),
+      at: fc.oneof(badString(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/), fc.constantFrom('2026-13-45T99:99:00Z', 'yesterday')),
+      database: badString(DATABASE_NAME),
+      targetDatabase: badString(DATABASE_NAME),
+      overwrite: badBoolean,
+      allowUnverified: badBoolean,
+      lockWaitSeconds: lockWait,
+    },
+  },
+  backupEtcd: {
+    valid: { cluster: 'local' },
+    required: ['cluster'],
+    fields: { cluster: badCluster, whenLocked: badString(/^(skip|wait)$/), lockWaitSeconds: lockWait },
   },
   refreshNodeAddresses: {
     valid: { cluster: 'antdb' },
