@@ -7,6 +7,8 @@ import path from 'node:path';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { DeleteObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { Etcd3 } from 'etcd3';
+import type { BackupDatabaseResult } from '../../workflows/backupDatabase';
+import type { BackupEtcdResult } from '../../workflows/backupEtcd';
 import { applyMigration, type EtcdMigrationSpec } from '../../workflows/etcd-migration';
 import type { ClusterHealthReport } from '../../workflows/health';
 import type { MigrateSchemaResult } from '../../workflows/migrateSchema';
@@ -17,6 +19,7 @@ import { Kubelet } from '../helpers/kubelet';
 import { adminClients, createStatefulSet, createTestNamespace, deleteTestNamespace, eventually, type AdminClients } from '../helpers/kubernetes';
 import { facts, PAIR, restorePair, sql } from '../helpers/replication';
 import { REPO_ROOT } from '../helpers/stack';
+import { startRecordingWebhook, type RecordingWebhook } from '../helpers/webhook';
 import type { Scenario } from './harness';
 
 const run = randomBytes(3).toString('hex');
@@ -71,6 +74,7 @@ export async function closeScenarios(): Promise<void> {
   }
   etcdClient?.close();
   s3client?.destroy();
+  await webhook?.close();
 }
 
 // ------------------------------------------------------------------ clusterHealth
@@ -269,6 +273,7 @@ function upgradeEntry(pathName: string, index: number, image: string, extra: Rec
       accessKeyId: { env: DBR_LOCAL_S3_ACCESS_KEY }
       secretAccessKey: { env: DBR_LOCAL_S3_SECRET_KEY }
     lock: { waitSeconds: 120, leaseSeconds: 30 }
+    notify: { jsonWebhookUrl: WEBHOOK/json/${cluster} }
 `,
     prepare: async () => {
       await statefulSet(workload, 2, OLD, 'greptimedb', `app=${workload}`);
@@ -276,6 +281,7 @@ function upgradeEntry(pathName: string, index: number, image: string, extra: Rec
       initial.set(`${prefix}schema_version`, Buffer.from('1')).set(`${prefix}legacy/a`, Buffer.from([0, 1, 255])).set(`${prefix}obsolete`, Buffer.from('x'));
     },
     setup: async () => {
+      await markNotifications(cluster);
       const k = await kubernetes();
       await etcd().delete().prefix(prefix);
       await etcd().delete().prefix(`/__db_runbooks/migrations/${cluster}/`);
@@ -303,7 +309,11 @@ function upgradeEntry(pathName: string, index: number, image: string, extra: Rec
       backupObjects: (await objectsUnder(s3Prefix)).length,
       ledgerEntries: (await etcd().getAll().prefix(`/__db_runbooks/migrations/${cluster}/`).keys()).length,
       scratchKeys: (await etcd().getAll().prefix(`/__db_runbooks/scratch/${cluster}/`).keys()).length,
+      notifications: notificationsSinceSetup(cluster),
     }),
+    // The boundaries where a repeated side effect would show: the started notification, the backup,
+    // the migration, the deploy, the final manifest.
+    crashAt: (b) => ['sendNotification#1', 'dumpMetadata#1', 'snapshotEtcdToS3#1', 'applyEtcdMigration#1', 'setWorkloadImage#1', 'writeUpgradeManifest#2'].includes(b),
     cleanup: async () => {
       await etcd().delete().prefix(prefix.slice(0, prefix.indexOf('/meta/') + 1));
       await etcd().delete().prefix(`/__db_runbooks/migrations/${cluster}/`);
@@ -315,9 +325,103 @@ export const upgradeSuccess = upgradeEntry('success', 0, NEW, {});
 /** Pods of the new image never become ready: the deploy times out and everything is rolled back. */
 export const upgradeRollback = upgradeEntry('rollback', 1, `${NEW}-broken`, { rolloutTimeoutSeconds: 6 });
 
+// ------------------------------------------------------------------ backups (MariaDB and etcd to MinIO)
+
+const S3_PROFILE = (prefix: string) => `    s3:
+      endpoint: http://127.0.0.1:9000
+      bucket: db-runbooks
+      prefix: ${prefix}
+      forcePathStyle: true
+      accessKeyId: { env: DBR_LOCAL_S3_ACCESS_KEY }
+      secretAccessKey: { env: DBR_LOCAL_S3_SECRET_KEY }
+`;
+
+/** The objects of every backup under a prefix, with the backup's id left out: equal whatever the run. */
+async function backupShape(prefix: string): Promise<{ backups: number; objects: string[] }> {
+  const names = await objectsUnder(prefix);
+  return { backups: new Set(names.map((n) => n.split('/')[0])).size, objects: [...new Set(names.map((n) => n.split('/').slice(1).join('/')))].sort() };
+}
+
+const etcdBackupCluster = `rel-etcdbk-${run}`;
+const etcdBackupPrefix = `rel-etcd-backup-${run}/`;
+
+/** Each run keeps one backup (retention: today only) and notifies nothing but a failure. */
+export const backupEtcdSuccess: Scenario<BackupEtcdResult> = {
+  runbook: 'backupEtcd',
+  path: 'success',
+  cluster: etcdBackupCluster,
+  profiles: `  ${etcdBackupCluster}:
+    etcd: { endpoints: [http://127.0.0.1:2379] }
+${S3_PROFILE(etcdBackupPrefix)}    backup: { retention: { daily: 1, weekly: 0 } }
+    notify: { jsonWebhookUrl: WEBHOOK/json/${etcdBackupCluster} }
+    lock: { waitSeconds: 60, leaseSeconds: 30 }
+`,
+  setup: () => markNotifications(etcdBackupCluster),
+  input: () => ({ cluster: etcdBackupCluster }),
+  outcome: (r) => r.outcome,
+  finalState: () => backupShape(etcdBackupPrefix),
+  sideEffects: async () => ({ ...(await backupShape(etcdBackupPrefix)), partialObjects: (await objectsUnder(etcdBackupPrefix)).filter((n) => n.endsWith('.partial')).length, notifications: notificationsSinceSetup(etcdBackupCluster) }),
+  crashAt: (b) => ['snapshotEtcdToS3#1', 'writeEtcdBackupManifest#1', 'deleteEtcdBackups#1'].includes(b),
+};
+
+const dbBackupCluster = `rel-dbbk-${run}`;
+const dbBackupPrefix = `rel-db-backup-${run}/`;
+const dbBackupDatabase = `rel_backup_${run}`;
+
+export const backupDatabaseSuccess: Scenario<BackupDatabaseResult> = {
+  runbook: 'backupDatabase',
+  path: 'success',
+  cluster: dbBackupCluster,
+  profiles: `  ${dbBackupCluster}:
+    mysql:
+      topology: standalone
+      user: runbook
+      password: { env: DBR_LOCAL_MYSQL_PASSWORD }
+      nodes:
+        - { name: mariadb, host: 127.0.0.1, port: 3310 }
+${S3_PROFILE(dbBackupPrefix)}    backup: { databases: [${dbBackupDatabase}], retention: { daily: 1, weekly: 0 }, verifyEvery: 1 }
+    notify: { jsonWebhookUrl: WEBHOOK/json/${dbBackupCluster} }
+    lock: { waitSeconds: 60, leaseSeconds: 30 }
+`,
+  prepare: async () => {
+    await sql(3310, `CREATE DATABASE IF NOT EXISTS ${dbBackupDatabase}`);
+    await sql(3310, `CREATE TABLE IF NOT EXISTS ${dbBackupDatabase}.orders (id INT PRIMARY KEY, note VARCHAR(64))`);
+    await sql(3310, `INSERT IGNORE INTO ${dbBackupDatabase}.orders SELECT seq, CONCAT('order ', seq) FROM seq_1_to_2000`);
+  },
+  setup: () => markNotifications(dbBackupCluster),
+  input: () => ({ cluster: dbBackupCluster }),
+  outcome: (r) => `${r.outcome}, verification ${r.verification?.outcome ?? 'not run'}`,
+  finalState: async () => ({
+    ...(await backupShape(dbBackupPrefix)),
+    scratchDatabases: (await sql<{ s: string }>(3310, "SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'dbr\\_verify\\_%'")).length,
+  }),
+  sideEffects: async () => ({ ...(await backupShape(dbBackupPrefix)), notifications: notificationsSinceSetup(dbBackupCluster) }),
+  crashAt: (b) => ['dumpDatabases#1', 'verifyBackup#1', 'writeBackupManifest#1', 'applyBackupRetention#1'].includes(b),
+  cleanup: async () => {
+    await sql(3310, `DROP DATABASE IF EXISTS ${dbBackupDatabase}`);
+  },
+};
+
+// ------------------------------------------------------------------ notifications
+
+let webhook: RecordingWebhook | undefined;
+const notificationMarks = new Map<string, number>();
+
+function markNotifications(cluster: string): Promise<void> {
+  notificationMarks.set(cluster, webhook?.received.length ?? 0);
+  return Promise.resolve();
+}
+
+/** Notifications a cluster got since its setup, counted as receivers deduplicate them: by idempotency key. */
+function notificationsSinceSetup(cluster: string): number {
+  const since = webhook?.received.slice(notificationMarks.get(cluster) ?? 0) ?? [];
+  return new Set(since.filter((r) => r.path === `/json/${cluster}`).map((r) => r.idempotencyKey)).size;
+}
+
 /** The profile YAML of every entry, with the shared test namespace filled in. */
 export async function scenarioProfiles(entries: readonly Scenario<never>[]): Promise<void> {
   const needsKube = entries.some((e) => e.profiles?.includes('NAMESPACE'));
   const namespace = needsKube ? (await kubernetes()).namespace : '';
-  for (const e of entries) if (e.profiles) e.profiles = e.profiles.replaceAll('NAMESPACE', namespace);
+  if (entries.some((e) => e.profiles?.includes('WEBHOOK'))) webhook ??= await startRecordingWebhook();
+  for (const e of entries) if (e.profiles) e.profiles = e.profiles.replaceAll('NAMESPACE', namespace).replaceAll('WEBHOOK', webhook?.url ?? '');
 }
