@@ -342,6 +342,11 @@ async function backupShape(prefix: string): Promise<{ backups: number; objects: 
   return { backups: new Set(names.map((n) => n.split('/')[0])).size, objects: [...new Set(names.map((n) => n.split('/').slice(1).join('/')))].sort() };
 }
 
+async function backupCounts(prefix: string): Promise<Record<string, number>> {
+  const names = await objectsUnder(prefix);
+  return { backups: new Set(names.map((n) => n.split('/')[0])).size, objects: names.length, partialObjects: names.filter((n) => n.endsWith('.partial')).length };
+}
+
 const etcdBackupCluster = `rel-etcdbk-${run}`;
 const etcdBackupPrefix = `rel-etcd-backup-${run}/`;
 
@@ -360,7 +365,7 @@ ${S3_PROFILE(etcdBackupPrefix)}    backup: { retention: { daily: 1, weekly: 0 } 
   input: () => ({ cluster: etcdBackupCluster }),
   outcome: (r) => r.outcome,
   finalState: () => backupShape(etcdBackupPrefix),
-  sideEffects: async () => ({ ...(await backupShape(etcdBackupPrefix)), partialObjects: (await objectsUnder(etcdBackupPrefix)).filter((n) => n.endsWith('.partial')).length, notifications: notificationsSinceSetup(etcdBackupCluster) }),
+  sideEffects: async () => ({ ...(await backupCounts(etcdBackupPrefix)), notifications: notificationsSinceSetup(etcdBackupCluster) }),
   crashAt: (b) => ['snapshotEtcdToS3#1', 'writeEtcdBackupManifest#1', 'deleteEtcdBackups#1'].includes(b),
 };
 
@@ -395,7 +400,7 @@ ${S3_PROFILE(dbBackupPrefix)}    backup: { databases: [${dbBackupDatabase}], ret
     ...(await backupShape(dbBackupPrefix)),
     scratchDatabases: (await sql<{ s: string }>(3310, "SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'dbr\\_verify\\_%'")).length,
   }),
-  sideEffects: async () => ({ ...(await backupShape(dbBackupPrefix)), notifications: notificationsSinceSetup(dbBackupCluster) }),
+  sideEffects: async () => ({ ...(await backupCounts(dbBackupPrefix)), notifications: notificationsSinceSetup(dbBackupCluster) }),
   crashAt: (b) => ['dumpDatabases#1', 'verifyBackup#1', 'writeBackupManifest#1', 'applyBackupRetention#1'].includes(b),
   cleanup: async () => {
     await sql(3310, `DROP DATABASE IF EXISTS ${dbBackupDatabase}`);
