@@ -336,7 +336,7 @@ const S3_PROFILE = (prefix: string) => `    s3:
       secretAccessKey: { env: DBR_LOCAL_S3_SECRET_KEY }
 `;
 
-/** The objects of every backup under a prefix, with the backup's id left out: equal whatever the run. */
+/** The objects of every backup under a catalog root (<root><backup id>/...), the id left out: equal whatever the run. */
 async function backupShape(prefix: string): Promise<{ backups: number; objects: string[] }> {
   const names = await objectsUnder(prefix);
   return { backups: new Set(names.map((n) => n.split('/')[0])).size, objects: [...new Set(names.map((n) => n.split('/').slice(1).join('/')))].sort() };
@@ -364,8 +364,8 @@ ${S3_PROFILE(etcdBackupPrefix)}    backup: { retention: { daily: 1, weekly: 0 } 
   setup: () => markNotifications(etcdBackupCluster),
   input: () => ({ cluster: etcdBackupCluster }),
   outcome: (r) => r.outcome,
-  finalState: () => backupShape(etcdBackupPrefix),
-  sideEffects: async () => ({ ...(await backupCounts(etcdBackupPrefix)), notifications: notificationsSinceSetup(etcdBackupCluster) }),
+  finalState: () => backupShape(`${etcdBackupPrefix}etcd-backups/${etcdBackupCluster}/`),
+  sideEffects: async () => ({ ...(await backupCounts(`${etcdBackupPrefix}etcd-backups/${etcdBackupCluster}/`)), notifications: notificationsSinceSetup(etcdBackupCluster) }),
   crashAt: (b) => ['snapshotEtcdToS3#1', 'writeEtcdBackupManifest#1', 'deleteEtcdBackups#1'].includes(b),
 };
 
@@ -391,16 +391,16 @@ ${S3_PROFILE(dbBackupPrefix)}    backup: { databases: [${dbBackupDatabase}], ret
   prepare: async () => {
     await sql(3310, `CREATE DATABASE IF NOT EXISTS ${dbBackupDatabase}`);
     await sql(3310, `CREATE TABLE IF NOT EXISTS ${dbBackupDatabase}.orders (id INT PRIMARY KEY, note VARCHAR(64))`);
-    await sql(3310, `INSERT IGNORE INTO ${dbBackupDatabase}.orders SELECT seq, CONCAT('order ', seq) FROM seq_1_to_2000`);
+    await sql(3310, `INSERT IGNORE INTO ${dbBackupDatabase}.orders SELECT seq, CONCAT('order ', seq) FROM ${dbBackupDatabase}.seq_1_to_2000`);
   },
   setup: () => markNotifications(dbBackupCluster),
   input: () => ({ cluster: dbBackupCluster }),
   outcome: (r) => `${r.outcome}, verification ${r.verification?.outcome ?? 'not run'}`,
   finalState: async () => ({
-    ...(await backupShape(dbBackupPrefix)),
+    ...(await backupShape(`${dbBackupPrefix}backups/${dbBackupCluster}/`)),
     scratchDatabases: (await sql<{ s: string }>(3310, "SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'dbr\\_verify\\_%'")).length,
   }),
-  sideEffects: async () => ({ ...(await backupCounts(dbBackupPrefix)), notifications: notificationsSinceSetup(dbBackupCluster) }),
+  sideEffects: async () => ({ ...(await backupCounts(`${dbBackupPrefix}backups/${dbBackupCluster}/`)), notifications: notificationsSinceSetup(dbBackupCluster) }),
   crashAt: (b) => ['dumpDatabases#1', 'verifyBackup#1', 'writeBackupManifest#1', 'applyBackupRetention#1'].includes(b),
   cleanup: async () => {
     await sql(3310, `DROP DATABASE IF EXISTS ${dbBackupDatabase}`);
