@@ -18,7 +18,8 @@ import {
   type RunbookProgress,
 } from '../workflows/definitions';
 import { RUNBOOKS, type RunbookSpec } from './runbooks';
-import { SCHEDULE_USAGE, scheduleCommand, ScheduleUsageError } from './schedules';
+import { parseInputOption, UsageError } from './arguments';
+import { SCHEDULE_USAGE, scheduleCommand } from './schedules';
 
 const USAGE = `usage:
   runbook <runbook> --cluster NAME [--input JSON] [--detach]   start a runbook and follow it to the end
@@ -35,8 +36,6 @@ environment: TEMPORAL_ADDRESS (127.0.0.1:7233), TEMPORAL_NAMESPACE (default), DB
   TEMPORAL_TLS_CERT / TEMPORAL_TLS_KEY / TEMPORAL_TLS_CA / TEMPORAL_TLS_SERVER_NAME, TEMPORAL_UI_URL (http://127.0.0.1:8233)
 exit codes: 0 done (healthy), 1 runbook failed or cancelled, 2 bad usage or input, 3 Temporal unreachable,
   4 cluster degraded, 5 cluster down, 6 skipped (a backup found the cluster lock held)`;
-
-class UsageError extends Error {}
 
 const STATE_MARK: Record<string, string> = { running: '…', done: '✓', failed: '✗', skipped: '-', compensated: '↺', pending: ' ' };
 
@@ -121,15 +120,7 @@ async function startRunbook(name: string, args: string[]): Promise<number> {
     options: { cluster: { type: 'string' }, input: { type: 'string' }, detach: { type: 'boolean', default: false } },
     strict: true,
   });
-  let input: Record<string, unknown> = {};
-  if (values.input) {
-    try {
-      input = JSON.parse(values.input) as Record<string, unknown>;
-    } catch (err) {
-      throw new UsageError(`--input: not valid JSON: ${(err as Error).message}`);
-    }
-    if (input === null || typeof input !== 'object' || Array.isArray(input)) throw new UsageError('--input: expected a JSON object');
-  }
+  const input = parseInputOption(values.input);
   if (values.cluster) input.cluster = values.cluster;
   if (typeof input.cluster !== 'string' || input.cluster === '') throw new UsageError('--cluster: required (or "cluster" in --input)');
   const cluster = input.cluster;
@@ -284,7 +275,7 @@ export async function runCli(argv: string[]): Promise<number> {
         return await startRunbook(command, rest);
     }
   } catch (err) {
-    if (err instanceof UsageError || err instanceof ScheduleUsageError || err instanceof ConfigError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    if (err instanceof UsageError || err instanceof ConfigError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`runbook: ${(err as Error).message}\n`);
       return 2;
     }

@@ -5,6 +5,8 @@
 import { parseArgs } from 'node:util';
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
 import { searchAttributes, TASK_QUEUE_DEFAULT } from '../workflows/definitions';
+import { CLUSTER_NAME } from '../workflows/validation';
+import { parseInputOption, UsageError } from './arguments';
 
 /** What each schedule kind runs. Only the cluster goes into the input: the rest comes from the profile. */
 export const SCHEDULE_KINDS: Record<string, { workflowType: string; description: string }> = {
@@ -22,16 +24,13 @@ export const SCHEDULE_USAGE = `  runbook schedule <kind> --cluster NAME (--cron 
 schedule kinds:
 ${Object.entries(SCHEDULE_KINDS).map(([kind, k]) => `  ${kind.padEnd(16)} ${k.workflowType}: ${k.description}`).join('\n')}`;
 
-export class ScheduleUsageError extends Error {}
-
-const CLUSTER = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
 
 /** A duration such as 30s, 15m, 1h or 7d, in seconds. */
 export function parseDuration(field: string, text: string): number {
   const match = /^(\d+)(s|m|h|d)$/.exec(text);
-  if (!match) throw new ScheduleUsageError(`${field}: expected a duration such as 30s, 15m, 1h or 7d, got ${JSON.stringify(text)}`);
+  if (!match) throw new UsageError(`${field}: expected a duration such as 30s, 15m, 1h or 7d, got ${JSON.stringify(text)}`);
   return Number(match[1]) * UNIT_SECONDS[match[2]!]!;
 }
 
@@ -42,7 +41,7 @@ export function scheduleId(kind: string, cluster: string): string {
 /** The options of a schedule, from the command line; exported for the unit tests. */
 export function scheduleOptions(kind: string, args: string[], taskQueue = TASK_QUEUE_DEFAULT): ScheduleOptions {
   const spec = SCHEDULE_KINDS[kind];
-  if (!spec) throw new ScheduleUsageError(`unknown schedule kind "${kind}"; kinds: ${Object.keys(SCHEDULE_KINDS).join(', ')}`);
+  if (!spec) throw new UsageError(`unknown schedule kind "${kind}"; kinds: ${Object.keys(SCHEDULE_KINDS).join(', ')}`);
   const { values } = parseArgs({
     args,
     options: {
@@ -57,25 +56,17 @@ export function scheduleOptions(kind: string, args: string[], taskQueue = TASK_Q
     strict: true,
   });
   const cluster = values.cluster;
-  if (!cluster) throw new ScheduleUsageError('--cluster: required');
-  if (!CLUSTER.test(cluster)) throw new ScheduleUsageError(`--cluster: expected a cluster name of lowercase letters, digits and "-", got ${JSON.stringify(cluster)}`);
-  if (Boolean(values.cron) === Boolean(values.every)) throw new ScheduleUsageError('--cron or --every: give exactly one');
+  if (!cluster) throw new UsageError('--cluster: required');
+  if (!CLUSTER_NAME.test(cluster)) throw new UsageError(`--cluster: expected a cluster name of lowercase letters, digits and "-", got ${JSON.stringify(cluster)}`);
+  if (Boolean(values.cron) === Boolean(values.every)) throw new UsageError('--cron or --every: give exactly one');
   if (values.cron !== undefined && values.cron.trim().split(/\s+/).length !== 5) {
-    throw new ScheduleUsageError(`--cron: expected five fields (minute hour day-of-month month day-of-week), got ${JSON.stringify(values.cron)}`);
+    throw new UsageError(`--cron: expected five fields (minute hour day-of-month month day-of-week), got ${JSON.stringify(values.cron)}`);
   }
-  let input: Record<string, unknown> = {};
-  if (values.input) {
-    try {
-      input = JSON.parse(values.input) as Record<string, unknown>;
-    } catch (err) {
-      throw new ScheduleUsageError(`--input: not valid JSON: ${(err as Error).message}`);
-    }
-    if (input === null || typeof input !== 'object' || Array.isArray(input)) throw new ScheduleUsageError('--input: expected a JSON object');
-  }
+  const input = parseInputOption(values.input);
   const id = scheduleId(kind, cluster);
   const every = (text: string) => {
     const seconds = parseDuration('--every', text);
-    if (seconds < 60) throw new ScheduleUsageError(`--every: at least 1m, got ${text}`);
+    if (seconds < 60) throw new UsageError(`--every: at least 1m, got ${text}`);
     return seconds;
   };
   return {
@@ -157,7 +148,7 @@ function when(spec: { cronExpressions?: string[]; calendars?: unknown[]; interva
 
 export async function scheduleCommand(client: Client, args: string[], out: (line: string) => void): Promise<number> {
   const [sub, ...rest] = args;
-  if (!sub) throw new ScheduleUsageError(`schedule: a kind or a command is required\n${SCHEDULE_USAGE}`);
+  if (!sub) throw new UsageError(`schedule: a kind or a command is required\n${SCHEDULE_USAGE}`);
   if (sub === 'list') {
     const { values } = parseArgs({ args: rest, options: { cluster: { type: 'string' } }, strict: true });
     let shown = 0;
@@ -178,7 +169,7 @@ export async function scheduleCommand(client: Client, args: string[], out: (line
   if (['pause', 'resume', 'trigger', 'delete'].includes(sub)) {
     const { values, positionals } = parseArgs({ args: rest, options: { note: { type: 'string' } }, allowPositionals: true, strict: true });
     const id = positionals[0];
-    if (!id) throw new ScheduleUsageError(`schedule ${sub}: a schedule id is required (see runbook schedule list)`);
+    if (!id) throw new UsageError(`schedule ${sub}: a schedule id is required (see runbook schedule list)`);
     const handle = client.schedule.getHandle(id);
     const note = values.note ?? `${sub}d from the runbook client`;
     if (sub === 'pause') await handle.pause(note);

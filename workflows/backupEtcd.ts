@@ -5,6 +5,7 @@
 // upgrade stopping the service) is skipped and recorded, not queued for hours.
 import { ApplicationFailure, CancellationScope, isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import type { EtcdBackupManifestBase } from '../activities/backup-catalog';
 import { backupCatalog, lookup, metadataIo } from './activity-profiles';
 import { describeHolder } from './clusterLock';
 import { withClusterLock } from './lock';
@@ -21,13 +22,7 @@ export interface BackupEtcdInput {
   lockWaitSeconds?: number;
 }
 
-export type EtcdBackupManifest = {
-  kind: 'etcd';
-  cluster: string;
-  id: string;
-  workflowId: string;
-  startedAt: string;
-  verified: boolean;
+export type EtcdBackupManifest = EtcdBackupManifestBase & {
   objectKey: string;
   bytes: number;
   sha256: string;

@@ -18,6 +18,7 @@ import { getProgressQuery } from '../../workflows/definitions';
 import { eventually } from '../helpers/kubernetes';
 import { realActivities, startTemporal, startWorker, testProfiles, type RunningWorker } from '../helpers/temporal';
 import { startRecordingWebhook, type RecordingWebhook } from '../helpers/webhook';
+import { s3Client } from '../helpers/backup';
 
 const run = promisify(execFile);
 const id = randomUUID().slice(0, 8);
@@ -34,12 +35,7 @@ let webhook: RecordingWebhook;
 beforeAll(async () => {
   webhook = await startRecordingWebhook();
   etcd = new Etcd3({ hosts: 'http://127.0.0.1:2379' });
-  s3 = new S3Client({
-    endpoint: 'http://127.0.0.1:9000',
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: process.env.DBR_LOCAL_S3_ACCESS_KEY!, secretAccessKey: process.env.DBR_LOCAL_S3_SECRET_KEY! },
-  });
+  s3 = s3Client();
   env = await startTemporal();
   const profile = `clusters:
   ${cluster}:

@@ -1,6 +1,6 @@
 // clusterHealth against the real local stack: standalone MariaDB, the GTID pair, the 3-node Galera
 // cluster, etcd and MinIO, with faults injected by stopping the real servers.
-import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -10,6 +10,7 @@ import { getProgressQuery } from '../../workflows/definitions';
 import type { ClusterHealthReport } from '../../workflows/health';
 import { stack } from '../helpers/stack';
 import { realActivities, startTemporal, startWorker, testProfiles, type RunningWorker } from '../helpers/temporal';
+import { s3Client } from '../helpers/backup';
 
 const extraClusters = `
 clusters:
@@ -82,12 +83,7 @@ test('the local cluster is healthy, with every part checked and the S3 probe cle
   expect(report.etcd!.members).toHaveLength(1);
   expect(report.s3).toMatchObject({ bucket: 'db-runbooks', reachable: true, bucketExists: true, writable: true });
 
-  const s3 = new S3Client({
-    endpoint: 'http://127.0.0.1:9000',
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: process.env.DBR_LOCAL_S3_ACCESS_KEY!, secretAccessKey: process.env.DBR_LOCAL_S3_SECRET_KEY! },
-  });
+  const s3 = s3Client();
   const left = await s3.send(new ListObjectsV2Command({ Bucket: 'db-runbooks', Prefix: 'local/.db-runbooks-probe/' }));
   s3.destroy();
   expect(left.KeyCount ?? 0).toBe(0);

@@ -21,6 +21,7 @@ import { ADMIN_KUBECONFIG, adminClients, createStatefulSet, createTestNamespace,
 import { realActivities, startTemporal, startWorker, testProfiles, type RunningWorker } from '../helpers/temporal';
 import { startRecordingWebhook, type RecordingWebhook } from '../helpers/webhook';
 import { spawnWorkerProcess } from '../helpers/worker-process';
+import { s3Client } from '../helpers/backup';
 
 const OLD = 'greptime/greptimedb:v0.11.0';
 const NEW = 'greptime/greptimedb:v0.12.0';
@@ -172,12 +173,7 @@ beforeAll(async () => {
   namespace = await createTestNamespace(admin, 'dbr-upgrade');
   writeFileSync(profilesFile, profilesYaml(namespace));
   etcd = new Etcd3({ hosts: 'http://127.0.0.1:2379' });
-  s3 = new S3Client({
-    endpoint: 'http://127.0.0.1:9000',
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: process.env.DBR_LOCAL_S3_ACCESS_KEY!, secretAccessKey: process.env.DBR_LOCAL_S3_SECRET_KEY! },
-  });
+  s3 = s3Client();
   node = kubelet.autoReady(namespace, 'app', { neverReadyImage: /broken/ });
   env = await startTemporal();
   worker = await startWorker(env, realActivities(env, testProfiles(profilesYaml(namespace)), { kubeconfigPath: ADMIN_KUBECONFIG }));

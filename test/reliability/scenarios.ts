@@ -21,6 +21,7 @@ import { facts, PAIR, restorePair, sql } from '../helpers/replication';
 import { REPO_ROOT } from '../helpers/stack';
 import { startRecordingWebhook, type RecordingWebhook } from '../helpers/webhook';
 import type { Scenario } from './harness';
+import { s3Client } from '../helpers/backup';
 
 const run = randomBytes(3).toString('hex');
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
@@ -38,12 +39,7 @@ async function kubernetes(): Promise<NonNullable<typeof kube>> {
 
 let s3client: S3Client | undefined;
 function s3(): S3Client {
-  s3client ??= new S3Client({
-    endpoint: 'http://127.0.0.1:9000',
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: process.env.DBR_LOCAL_S3_ACCESS_KEY!, secretAccessKey: process.env.DBR_LOCAL_S3_SECRET_KEY! },
-  });
+  s3client ??= s3Client();
   return s3client;
 }
 
@@ -231,6 +227,16 @@ export const migrateSchemaSuccess: Scenario<MigrateSchemaResult> = {
   },
 };
 
+/** The local MinIO as a profile's s3 section, under its own prefix. */
+const S3_PROFILE = (prefix: string) => `    s3:
+      endpoint: http://127.0.0.1:9000
+      bucket: db-runbooks
+      prefix: ${prefix}
+      forcePathStyle: true
+      accessKeyId: { env: DBR_LOCAL_S3_ACCESS_KEY }
+      secretAccessKey: { env: DBR_LOCAL_S3_SECRET_KEY }
+`;
+
 // ------------------------------------------------------------------ upgradeCluster (etcd metadata, MinIO, the StatefulSet)
 
 const OLD = 'greptime/greptimedb:v0.11.0';
@@ -265,14 +271,7 @@ function upgradeEntry(pathName: string, index: number, image: string, extra: Rec
     namespace: NAMESPACE
     workload: { kind: StatefulSet, name: ${workload}, selector: app=${workload}, container: greptimedb }
     etcd: { endpoints: [http://127.0.0.1:2379], metadataPrefix: ${prefix} }
-    s3:
-      endpoint: http://127.0.0.1:9000
-      bucket: db-runbooks
-      prefix: ${s3Prefix}
-      forcePathStyle: true
-      accessKeyId: { env: DBR_LOCAL_S3_ACCESS_KEY }
-      secretAccessKey: { env: DBR_LOCAL_S3_SECRET_KEY }
-    lock: { waitSeconds: 120, leaseSeconds: 30 }
+${S3_PROFILE(s3Prefix)}    lock: { waitSeconds: 120, leaseSeconds: 30 }
     notify: { jsonWebhookUrl: WEBHOOK/json/${cluster} }
 `,
     prepare: async () => {
@@ -327,14 +326,6 @@ export const upgradeRollback = upgradeEntry('rollback', 1, `${NEW}-broken`, { ro
 
 // ------------------------------------------------------------------ backups (MariaDB and etcd to MinIO)
 
-const S3_PROFILE = (prefix: string) => `    s3:
-      endpoint: http://127.0.0.1:9000
-      bucket: db-runbooks
-      prefix: ${prefix}
-      forcePathStyle: true
-      accessKeyId: { env: DBR_LOCAL_S3_ACCESS_KEY }
-      secretAccessKey: { env: DBR_LOCAL_S3_SECRET_KEY }
-`;
 
 /** The objects of every backup under a catalog root (<root><backup id>/...), the id left out: equal whatever the run. */
 async function backupShape(prefix: string): Promise<{ backups: number; objects: string[] }> {
