@@ -52,7 +52,7 @@ export function createEtcdBackupCatalogActivities(deps: { s3: S3Connector }) {
 
   return {
     /** Written last: from now on the backup exists for restores and retention. */
-    async writeEtcdBackupManifest({ manifest }: { manifest: EtcdBackupManifestBase & Record<string, unknown> }): Promise<{ objectKey: string }> {
+    async writeEtcdBackupManifest({ manifest }: { manifest: EtcdBackupManifestBase }): Promise<{ objectKey: string }> {
       return withTarget(manifest.cluster, async (target) => {
         const objectKey = `${backupFolder(target, manifest.cluster, manifest.id)}manifest.json`;
         await target.client.send(new PutObjectCommand({ Bucket: target.bucket, Key: objectKey, Body: JSON.stringify(manifest, null, 2), ContentType: 'application/json' }));
