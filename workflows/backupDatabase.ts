@@ -132,6 +132,7 @@ export async function backupDatabase(input: BackupDatabaseInput): Promise<Backup
           }
 
           const finishedAt = new Date().toISOString();
+          tracker.recordBackup('database dump', dump.databases.reduce((n, d) => n + d.bytes, 0), (Date.parse(finishedAt) - Date.parse(startedAt)) / 1000);
           const manifest: BackupManifest = {
             format: 1,
             id: backupId,

@@ -83,6 +83,7 @@ export async function backupEtcd(input: BackupEtcdInput): Promise<BackupEtcdResu
           revision: snapshot.revision,
           durationSeconds: (Date.now() - startedAt) / 1000,
         };
+        tracker.recordBackup('etcd snapshot', manifest.bytes, manifest.durationSeconds);
         await tracker.step('manifest', () => writeEtcdBackupManifest({ manifest }), (m) => m.objectKey);
         const retention = await tracker.step('retention', async () => {
           const decision = planRetention(await listEtcdBackups({ cluster }), plan.backup?.retention ?? { daily: 7, weekly: 4 });

@@ -99,6 +99,12 @@ export class RunbookTracker {
     }
   }
 
+  /** A backup written: its bytes (runbook_backup_bytes) and how fast (runbook_backup_throughput_bytes_per_second). */
+  recordBackup(kind: string, bytes: number, seconds: number): void {
+    this.meter.createCounter('runbook_backup_bytes', 'By', 'bytes of backups written').add(bytes, { kind });
+    if (seconds > 0) this.meter.createHistogram('runbook_backup_throughput_bytes_per_second', 'float', 'By/s', 'throughput of backups').record(bytes / seconds, { kind });
+  }
+
   skip(name: string, reason: string): void {
     this.end(name, 'skipped', reason);
   }

@@ -172,6 +172,7 @@ export async function runClusterChange(params: {
     // 3. Back up the metadata: a logical dump (what a rollback restores through the API) and a full
     // etcd snapshot (what `etcdctl snapshot restore` rebuilds a lost etcd from), both streamed to S3
     // and read back.
+    const backupStarted = Date.now();
     const backedUp = await tracker.step('back up metadata', async () => {
       const dumped = await dumpMetadata({ cluster, workflowId });
       if (dumped.digest !== pre.snapshot.digest) {
@@ -186,6 +187,7 @@ export async function runClusterChange(params: {
     }, (b) => `${b.dump.keyCount} keys, ${b.dump.bytes} bytes, sha256 ${b.dump.sha256.slice(0, 12)}…; etcd snapshot ${b.snapshot.bytes} bytes at revision ${b.snapshot.revision}`);
     backup = backedUp.dump;
     snapshot = backedUp.snapshot;
+    tracker.recordBackup('upgrade metadata', backup.bytes + snapshot.bytes, (Date.now() - backupStarted) / 1000);
     const dump = backup;
     await writeUpgradeManifest({ cluster, manifest: manifestOf('in progress') });
 

@@ -38,6 +38,7 @@ beforeAll(async () => {
   expect((await cli(['clusterHealth', '--cluster', 'local'], env_)).code).toBe(0);
   expect((await cli(['clusterHealth', '--cluster', 'pair'], env_)).code).toBe(0);
   expect((await cli(['clusterHealth', '--cluster', 'atlantis'], env_)).code).toBe(2);
+  expect((await cli(['backupEtcd', '--cluster', 'local'], env_)).code).toBe(0);
 });
 afterAll(async () => {
   await worker?.kill();
@@ -57,7 +58,7 @@ test('runbook metrics: started, finished by outcome, step durations', async () =
   // The exporter publishes on an interval: poll until the last run shows up.
   let metrics = '';
   const deadline = Date.now() + 30_000;
-  while (sample(metrics, 'runbook_finished', { cluster: 'atlantis', outcome: 'failed' }) === undefined) {
+  while (sample(metrics, 'runbook_finished', { runbook: 'backupEtcd', cluster: 'local', outcome: 'succeeded' }) === undefined) {
     if (Date.now() > deadline) throw new Error(`metrics never showed the failed run:\n${metrics.split('\n').filter((l) => l.startsWith('runbook')).join('\n')}`);
     await new Promise((r) => setTimeout(r, 500));
     metrics = await (await fetch(metricsUrl)).text();
@@ -67,6 +68,9 @@ test('runbook metrics: started, finished by outcome, step durations', async () =
   expect(sample(metrics, 'runbook_finished', { runbook: 'clusterHealth', cluster: 'pair', outcome: 'succeeded' })).toBe(1);
   expect(sample(metrics, 'runbook_finished', { runbook: 'clusterHealth', cluster: 'atlantis', outcome: 'failed' })).toBe(1);
   expect(sample(metrics, 'runbook_step_duration_seconds_count', { runbook: 'clusterHealth', cluster: 'local', step: 'check components', state: 'done' })).toBe(1);
+  // What a backup wrote, and how fast.
+  expect(sample(metrics, 'runbook_backup_bytes_total', { runbook: 'backupEtcd', cluster: 'local', kind: 'etcd snapshot' })).toBeGreaterThan(0);
+  expect(sample(metrics, 'runbook_backup_throughput_bytes_per_second_count', { runbook: 'backupEtcd', cluster: 'local', kind: 'etcd snapshot' })).toBe(1);
   // And the SDK's own worker metrics are on the same endpoint.
   expect(metrics).toMatch(/^temporal_workflow_completed\{/m);
   expect(metrics).toMatch(/^temporal_activity_execution_latency/m);
