@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import * as proto from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { createActivities, createConnectors, type Activities } from '../../activities';
@@ -13,6 +14,7 @@ import { parseProfiles, type ClusterProfile } from '../../activities/profile';
 import type { CodecKeys } from '../../worker/codec';
 import { workerOptions } from '../../worker/options';
 import { searchAttributes } from '../../workflows/definitions';
+import { stackCredentials } from './history-secrets';
 import { LOCAL_PROFILES, TEMPORAL_BINARY } from './stack';
 
 let runtimeInstalled = false;
@@ -23,7 +25,7 @@ export async function startTemporal(options: { uiPort?: number } = {}): Promise<
     Runtime.install({ logger: new DefaultLogger((process.env.DBR_TEST_LOG_LEVEL as 'WARN' | 'INFO' | undefined) ?? 'ERROR') });
     runtimeInstalled = true;
   }
-  return TestWorkflowEnvironment.createLocal({
+  const env = await TestWorkflowEnvironment.createLocal({
     server: {
       executable: { type: 'existing-path', path: TEMPORAL_BINARY },
       ip: '127.0.0.1',
@@ -32,6 +34,29 @@ export async function startTemporal(options: { uiPort?: number } = {}): Promise<
       ...(options.uiPort ? { ui: true, uiPort: options.uiPort } : {}),
     },
   });
+  // Every history a test file produced is checked for the stack's credentials before its server
+  // goes: across the suite that is every runbook, on its success and failure paths.
+  const teardown = env.teardown.bind(env);
+  env.teardown = async () => {
+    try {
+      await expectNoCredentialsInHistories(env);
+    } finally {
+      await teardown();
+    }
+  };
+  return env;
+}
+
+async function expectNoCredentialsInHistories(env: TestWorkflowEnvironment): Promise<void> {
+  const credentials = Object.entries(stackCredentials());
+  const leaks: string[] = [];
+  for await (const run of env.client.workflow.list()) {
+    const history = await env.client.workflow.getHandle(run.workflowId, run.runId).fetchHistory();
+    // Payloads are raw bytes in the binary form: a credential would appear as it is.
+    const bytes = Buffer.from(proto.temporal.api.history.v1.History.encode(history).finish()).toString('latin1');
+    for (const [name, secret] of credentials) if (bytes.includes(secret)) leaks.push(`${name} in the history of ${run.workflowId}`);
+  }
+  if (leaks.length) throw new Error(`credentials found in workflow histories: ${leaks.join('; ')}`);
 }
 
 /** The local stack's profiles, plus clusters a test defines in YAML (parsed by the real parser). */
