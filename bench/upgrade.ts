@@ -16,7 +16,6 @@ import { createActivities, createConnectors } from '../activities';
 import { parseProfiles } from '../activities/profile';
 import { workerOptions } from '../worker/options';
 import { getProgressQuery, searchAttributes } from '../workflows/definitions';
-import type { RunbookProgress } from '../workflows/definitions';
 import { Kubelet } from '../test/helpers/kubelet';
 import { ADMIN_KUBECONFIG, adminClients, createStatefulSet, createTestNamespace, deleteTestNamespace } from '../test/helpers/kubernetes';
 import { stackSecrets, TEMPORAL_BINARY } from '../test/helpers/stack';
@@ -114,7 +113,7 @@ async function main(): Promise<void> {
           workflowBundlePath: path.join(__dirname, '..', 'dist', 'workflow-bundle.js'),
         }),
       );
-      const handle = await worker.runUntil(async () => {
+      const ran = await worker.runUntil(async () => {
         const h = await env.client.workflow.start('upgradeCluster', {
           taskQueue,
           workflowId: `upgradeCluster/${cluster}`,
@@ -128,9 +127,10 @@ async function main(): Promise<void> {
           }],
         });
         await h.result();
-        return h;
+        // Queried while the worker still runs: a query needs a worker to answer it.
+        return { h, progress: await h.query(getProgressQuery) };
       });
-      const progress: RunbookProgress = await handle.query(getProgressQuery).catch(() => ({ steps: [] }) as unknown as RunbookProgress);
+      const { h: handle, progress } = ran;
       const history = await handle.fetchHistory();
       // Activity time per step: from each activity's start to its completion, as the server recorded them.
       const scheduled = new Map<number, { type: string; at: number }>();
