@@ -30,7 +30,7 @@ afterAll(async () => {
 
 test('every manifest in deploy/ is accepted by a server-side dry-run apply', async () => {
   const files = readdirSync(DEPLOY).filter((f) => f.endsWith('.yaml'));
-  expect(files).toEqual(expect.arrayContaining(['rbac.yaml', 'rbac-namespace.yaml', 'worker.yaml']));
+  expect(files).toEqual(expect.arrayContaining(['rbac.yaml', 'rbac-namespace.yaml', 'worker.yaml', 'schedules.yaml']));
   const applied: string[] = [];
   for (const file of files) {
     const objects = documents(file, (text) => text.replace(/namespace: databases/g, `namespace: ${managedNamespace}`));
@@ -49,6 +49,7 @@ test('every manifest in deploy/ is accepted by a server-side dry-run apply', asy
       'worker.yaml: Deployment/db-runbooks-codec-server',
       'rbac.yaml: ClusterRole/db-runbooks-worker',
       'rbac-namespace.yaml: RoleBinding/db-runbooks-worker',
+      'schedules.yaml: Job/db-runbooks-schedules',
     ]),
   );
 });
