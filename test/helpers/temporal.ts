@@ -50,12 +50,19 @@ export async function startTemporal(options: { uiPort?: number } = {}): Promise<
 async function expectNoCredentialsInHistories(env: TestWorkflowEnvironment): Promise<void> {
   const credentials = Object.entries(stackCredentials());
   const leaks: string[] = [];
-  for await (const run of env.client.workflow.list()) {
-    const history = await env.client.workflow.getHandle(run.workflowId, run.runId).fetchHistory();
-    // Payloads are raw bytes in the binary form: a credential would appear as it is.
-    const bytes = Buffer.from(proto.temporal.api.history.v1.History.encode(history).finish()).toString('latin1');
-    for (const [name, secret] of credentials) if (bytes.includes(secret)) leaks.push(`${name} in the history of ${run.workflowId}`);
-  }
+  // The raw service call: the client's list would decode memos, and some tests encrypt them.
+  let nextPageToken: Uint8Array | undefined;
+  do {
+    const page = await env.client.workflowService.listWorkflowExecutions({ namespace: env.namespace ?? 'default', nextPageToken });
+    for (const { execution } of page.executions) {
+      const workflowId = execution?.workflowId ?? '';
+      const history = await env.client.workflow.getHandle(workflowId, execution?.runId ?? undefined).fetchHistory();
+      // Payloads are raw bytes in the binary form: a credential would appear as it is.
+      const bytes = Buffer.from(proto.temporal.api.history.v1.History.encode(history).finish()).toString('latin1');
+      for (const [name, secret] of credentials) if (bytes.includes(secret)) leaks.push(`${name} in the history of ${workflowId}`);
+    }
+    nextPageToken = page.nextPageToken?.length ? page.nextPageToken : undefined;
+  } while (nextPageToken);
   if (leaks.length) throw new Error(`credentials found in workflow histories: ${leaks.join('; ')}`);
 }
 

@@ -273,7 +273,10 @@ export class ReliabilityHarness {
         for (;;) {
           const progress = await handle.query(getProgressQuery).catch(() => undefined);
           if (progress?.currentStep === fault.at) break;
-          if (progress && progress.outcome !== 'running') throw new Error(`${s.runbook} ended (${progress.outcome}) before the step "${fault.at}"`);
+          if (progress && progress.outcome !== 'running') {
+            const why = await handle.result().then(() => 'no error', (err: unknown) => ((err as Error).cause as Error | undefined)?.message ?? String(err));
+            throw new Error(`${s.runbook} ended (${progress.outcome}) before the step "${fault.at}": ${why}`);
+          }
           await new Promise((r) => setTimeout(r, 50));
         }
         await down();

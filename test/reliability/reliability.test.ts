@@ -47,6 +47,8 @@ const ENTRIES: { entry: Scenario<never>; crash: 'all' | 'side effects' | 'none';
   {
     entry: upgradeSuccess,
     crash: 'side effects',
+    // The outage during the deploy first: the pre-flight of a run right after a server came back
+    // may still find it starting.
     faults: [
       { part: 'kube-apiserver', at: 'deploy', downSeconds: 3 },
       { part: 'etcd', at: 'start', downSeconds: 2 },

@@ -293,7 +293,12 @@ ${S3_PROFILE(s3Prefix)}    lock: { waitSeconds: 120, leaseSeconds: 30 }
           setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
         );
       }
-      await eventually(`${workload} ready`, async () => ((await k.admin.apps.readNamespacedStatefulSet({ name: workload, namespace: k.namespace })).status?.readyReplicas === 2 ? true : undefined));
+      // Ready and rolled out: a rollout back to OLD still under way reads as degraded at the pre-flight.
+      await eventually(`${workload} rolled out and ready`, async () => {
+        const sts = await k.admin.apps.readNamespacedStatefulSet({ name: workload, namespace: k.namespace });
+        const st = sts.status;
+        return st?.readyReplicas === 2 && st.updatedReplicas === 2 && st.currentRevision === st.updateRevision && (st.observedGeneration ?? 0) >= (sts.metadata?.generation ?? 0) ? true : undefined;
+      });
     },
     input: () => ({ cluster, targetImage: image, migration, rolloutTimeoutSeconds: 20, ...extra }),
     outcome: (r) => r.outcome,
