@@ -116,7 +116,7 @@ export async function etcdSnapshotStream(client: Etcd3, onRevision?: (revision: 
   const verifying = new Transform({
     writableObjectMode: true,
     transform(message: { blob: Buffer; header?: { revision?: string } }, _encoding, callback) {
-      if (message.header?.revision) onRevision?.(message.header.revision);
+      if (message.header?.revision && message.header.revision !== '0') onRevision?.(message.header.revision);
       const joined = Buffer.concat([tail, message.blob]);
       const split = Math.max(0, joined.length - SHA256_BYTES);
       hash.update(joined.subarray(0, split));
@@ -134,7 +134,7 @@ export async function etcdSnapshotStream(client: Etcd3, onRevision?: (revision: 
 }
 
 export interface EtcdSnapshotResult extends VerifiedObject {
-  /** The revision the snapshot holds (the stream's first header). */
+  /** The revision the snapshot holds: the stream's header where etcd sends one, else the revision as the stream began. */
   revision: string;
 }
 
@@ -152,8 +152,10 @@ export function createEtcdSnapshotActivities(deps: { etcd: EtcdConnector; s3: S3
       const client = await deps.etcd.connect(cluster);
       const target = await deps.s3.connect(cluster);
       try {
-        let revision = '';
-        const stream = await etcdSnapshotStream(client, (r) => (revision ||= r));
+        // etcd 3.4 sends no header with the snapshot's chunks: the revision just before the stream
+        // starts is the one the snapshot holds at least.
+        let revision = (await client.maintenance.status()).header.revision;
+        const stream = await etcdSnapshotStream(client, (r) => (revision = r));
         let reported = 0;
         const uploaded = await uploadVerified(target, `${target.prefix}${relativeKey}`, stream, () => ({ cluster, revision, kind: 'etcd-snapshot' }), (bytes) => {
           if (bytes - reported >= 8 * 1024 * 1024) {

@@ -106,6 +106,7 @@ test('a backup is a snapshot that etcdctl restores into an etcd serving the same
   const object = await s3.send(new GetObjectCommand({ Bucket: 'db-runbooks', Key: `${folder}snapshot.db` }));
   const bytes = Buffer.from(await object.Body!.transformToByteArray());
   expect(bytes.length).toBe(result.backup!.bytes);
+  expect(result.backup!.revision).toMatch(/^[1-9]\d*$/);
   expect(object.Metadata).toMatchObject({ sha256: result.backup!.sha256, bytes: String(bytes.length), revision: result.backup!.revision });
   const manifest = JSON.parse(await (await s3.send(new GetObjectCommand({ Bucket: 'db-runbooks', Key: `${folder}manifest.json` }))).Body!.transformToString()) as Record<string, unknown>;
   expect(manifest).toEqual(result.backup);
