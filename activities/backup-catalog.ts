@@ -6,7 +6,7 @@ import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, PutObject
 import { log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { BackupEntry } from '../workflows/backup-retention';
-import type { S3Connector, S3Target } from './s3';
+import { withS3Target, type S3Connector, type S3Target } from './s3';
 
 export interface EtcdBackupManifestBase {
   kind: 'etcd';
@@ -41,14 +41,7 @@ async function keysUnder(target: S3Target, prefix: string): Promise<string[]> {
 }
 
 export function createEtcdBackupCatalogActivities(deps: { s3: S3Connector }) {
-  async function withTarget<T>(cluster: string, fn: (target: S3Target) => Promise<T>): Promise<T> {
-    const target = await deps.s3.connect(cluster);
-    try {
-      return await fn(target);
-    } finally {
-      target.client.destroy();
-    }
-  }
+  const withTarget = <T>(cluster: string, fn: (target: S3Target) => Promise<T>) => withS3Target(deps.s3, cluster, fn);
 
   return {
     /** Written last: from now on the backup exists for restores and retention. */

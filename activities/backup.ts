@@ -25,7 +25,7 @@ import { planRetention, type RetentionPolicy } from '../workflows/backup-retenti
 import type { ProfileSource } from './cluster';
 import { withConnection, type MysqlConnector } from './mysql';
 import type { BackupProfile, MysqlNodeProfile } from './profile';
-import { readVerified, uploadVerified, type S3Connector, type S3Target } from './s3';
+import { readVerified, uploadVerified, withS3Target, type S3Connector, type S3Target } from './s3';
 import type { SecretResolver } from './secrets';
 
 export type Compression = 'gzip' | 'zstd';
@@ -275,14 +275,7 @@ export function createBackupActivities(deps: BackupDeps) {
     return { node, user: profile.mysql!.user, password };
   }
 
-  async function withS3<T>(cluster: string, fn: (target: S3Target) => Promise<T>): Promise<T> {
-    const target = await deps.s3.connect(cluster);
-    try {
-      return await fn(target);
-    } finally {
-      target.client.destroy();
-    }
-  }
+  const withS3 = <T>(cluster: string, fn: (target: S3Target) => Promise<T>) => withS3Target(deps.s3, cluster, fn);
 
   /** One database, in its own consistent snapshot, to one object. */
   async function dumpOne(

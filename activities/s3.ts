@@ -60,6 +60,16 @@ export function createS3Connector(deps: { profiles: ProfileSource; secrets: Secr
   };
 }
 
+/** Runs fn with a client for the cluster's bucket, destroyed afterwards whatever happens. */
+export async function withS3Target<T>(s3: S3Connector, cluster: string, fn: (target: S3Target) => Promise<T>): Promise<T> {
+  const target = await s3.connect(cluster);
+  try {
+    return await fn(target);
+  } finally {
+    target.client.destroy();
+  }
+}
+
 export interface S3Facts {
   bucket: string;
   endpoint: string;

@@ -1,8 +1,8 @@
 // What an operator scrapes and reads: the worker's Prometheus endpoint (the SDK's worker metrics
 // plus runbook metrics) and JSON log lines that name the runbook and the cluster.
-import net from 'node:net';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { cli } from '../helpers/cli';
+import { freePort } from '../helpers/stack';
 import { startTemporal } from '../helpers/temporal';
 import { spawnWorkerProcess, type WorkerProcess } from '../helpers/worker-process';
 
@@ -11,14 +11,6 @@ let worker: WorkerProcess;
 let metricsUrl: string;
 let probesUrl: string;
 const taskQueue = `obs-${process.pid}`;
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 beforeAll(async () => {
   env = await startTemporal();

@@ -1,11 +1,10 @@
 // An operator starts clusterHealth from the Temporal Web UI's "Start Workflow" form, as the README
 // describes, and reads the result in the page. Debian's Chromium, driven by playwright-core.
 import { mkdirSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { chromium, type Browser } from 'playwright-core';
-import { REPO_ROOT } from '../helpers/stack';
+import { freePort, REPO_ROOT } from '../helpers/stack';
 import { realActivities, startTemporal, startWorker, type RunningWorker } from '../helpers/temporal';
 
 const ARTIFACTS = path.join(REPO_ROOT, 'test-artifacts');
@@ -13,14 +12,6 @@ let env: TestWorkflowEnvironment;
 let worker: RunningWorker;
 let browser: Browser;
 let uiUrl: string;
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 beforeAll(async () => {
   const uiPort = await freePort();

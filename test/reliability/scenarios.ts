@@ -187,6 +187,15 @@ export const switchoverSuccess: Scenario<SwitchoverResult> = {
   cleanup: restorePair,
 };
 
+/** The stack's standalone MariaDB as a profile's mysql section (a migration set may follow it). */
+const LOCAL_MARIADB = `    mysql:
+      topology: standalone
+      user: runbook
+      password: { env: DBR_LOCAL_MYSQL_PASSWORD }
+      nodes:
+        - { name: mariadb, host: 127.0.0.1, port: 3310 }
+`;
+
 // ------------------------------------------------------------------ migrateSchema (the standalone MariaDB)
 
 const migrateCluster = `rel-mig-${run}`;
@@ -196,13 +205,7 @@ export const migrateSchemaSuccess: Scenario<MigrateSchemaResult> = {
   path: 'success',
   cluster: migrateCluster,
   profiles: `  ${migrateCluster}:
-    mysql:
-      topology: standalone
-      user: runbook
-      password: { env: DBR_LOCAL_MYSQL_PASSWORD }
-      nodes:
-        - { name: mariadb, host: 127.0.0.1, port: 3310 }
-      migrations:
+${LOCAL_MARIADB}      migrations:
         temporal: { directory: ${path.join(REPO_ROOT, 'examples', 'migrations', 'temporal-mysql')}, database: ${migrateDatabase}, createDatabase: true }
     lock: { waitSeconds: 60, leaseSeconds: 30 }
 `,
@@ -374,13 +377,7 @@ export const backupDatabaseSuccess: Scenario<BackupDatabaseResult> = {
   path: 'success',
   cluster: dbBackupCluster,
   profiles: `  ${dbBackupCluster}:
-    mysql:
-      topology: standalone
-      user: runbook
-      password: { env: DBR_LOCAL_MYSQL_PASSWORD }
-      nodes:
-        - { name: mariadb, host: 127.0.0.1, port: 3310 }
-${S3_PROFILE(dbBackupPrefix)}    backup: { databases: [${dbBackupDatabase}], retention: { daily: 1, weekly: 0 }, verifyEvery: 1 }
+${LOCAL_MARIADB}${S3_PROFILE(dbBackupPrefix)}    backup: { databases: [${dbBackupDatabase}], retention: { daily: 1, weekly: 0 }, verifyEvery: 1 }
     notify: { jsonWebhookUrl: WEBHOOK/json/${dbBackupCluster} }
     lock: { waitSeconds: 60, leaseSeconds: 30 }
 `,
