@@ -8,7 +8,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { ProfileSource } from './cluster';
 import type { EtcdProfile } from './profile';
 import type { SecretResolver } from './secrets';
-import { uploadVerified, type S3Connector, type VerifiedObject } from './s3';
+import { uploadVerified, withS3Target, type S3Connector, type VerifiedObject } from './s3';
 
 export interface EtcdConnector {
   /** A client for the cluster's etcd, or for one of its endpoints only; the caller closes it. */
@@ -130,6 +130,11 @@ export async function etcdSnapshotStream(client: Etcd3, onRevision?: (revision: 
     },
   });
   source.on('error', (err) => verifying.destroy(err));
+  // A consumer that stops early (a failed upload) must end the RPC too: a paused gRPC stream keeps
+  // its call, and with it the client's connection, open after the client is closed.
+  verifying.on('close', () => {
+    if (!source.readableEnded) (source as Readable & { cancel?: () => void }).cancel?.();
+  });
   return source.pipe(verifying);
 }
 
@@ -150,23 +155,23 @@ export function createEtcdSnapshotActivities(deps: { etcd: EtcdConnector; s3: S3
         throw ApplicationFailure.nonRetryable(`relativeKey: ${JSON.stringify(relativeKey)} is not a safe object name`, 'InvalidInput');
       }
       const client = await deps.etcd.connect(cluster);
-      const target = await deps.s3.connect(cluster);
       try {
-        // etcd 3.4 sends no header with the snapshot's chunks: the revision just before the stream
-        // starts is the one the snapshot holds at least.
-        let revision = (await client.maintenance.status()).header.revision;
-        const stream = await etcdSnapshotStream(client, (r) => (revision = r));
-        let reported = 0;
-        const uploaded = await uploadVerified(target, `${target.prefix}${relativeKey}`, stream, () => ({ cluster, revision, kind: 'etcd-snapshot' }), (bytes) => {
-          if (bytes - reported >= 8 * 1024 * 1024) {
-            reported = bytes;
-            heartbeat({ phase: 'etcd snapshot', bytes });
-          }
+        return await withS3Target(deps.s3, cluster, async (target) => {
+          // etcd 3.4 sends no header with the snapshot's chunks: the revision just before the stream
+          // starts is the one the snapshot holds at least.
+          let revision = (await client.maintenance.status()).header.revision;
+          const stream = await etcdSnapshotStream(client, (r) => (revision = r));
+          let reported = 0;
+          const uploaded = await uploadVerified(target, `${target.prefix}${relativeKey}`, stream, () => ({ cluster, revision, kind: 'etcd-snapshot' }), (bytes) => {
+            if (bytes - reported >= 8 * 1024 * 1024) {
+              reported = bytes;
+              heartbeat({ phase: 'etcd snapshot', bytes });
+            }
+          });
+          return { ...uploaded, revision };
         });
-        return { ...uploaded, revision };
       } finally {
         client.close();
-        target.client.destroy();
       }
     },
   };
