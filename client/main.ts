@@ -101,11 +101,15 @@ async function follow(handle: WorkflowHandle, spec: RunbookSpec | undefined, pri
   return 0;
 }
 
+/** Closed when the command ends: a caller that runs the CLI in-process (the tests) keeps no gRPC connection open. */
+const openConnections = new Set<Connection>();
+
 async function connect(): Promise<{ client: Client; namespace: string }> {
   const config = loadTemporalConnectionConfig();
   const converter = dataConverter(loadCodecKeys());
   try {
     const connection = await Connection.connect({ address: config.address, tls: config.tls, connectTimeout: '5 seconds' });
+    openConnections.add(connection);
     return { client: new Client({ connection, namespace: config.namespace, dataConverter: converter }), namespace: config.namespace };
   } catch (err) {
     throw Object.assign(new Error(`cannot reach Temporal at ${config.address}: ${(err as Error).message}`), { exitCode: 3 });
@@ -286,6 +290,10 @@ export async function runCli(argv: string[]): Promise<number> {
     const exitCode = (err as { exitCode?: number }).exitCode;
     process.stderr.write(`runbook: ${rootCauseMessage(err).message}\n`);
     return exitCode ?? 1;
+  } finally {
+    const connections = [...openConnections];
+    openConnections.clear();
+    await Promise.allSettled(connections.map((c) => c.close()));
   }
 }
 
