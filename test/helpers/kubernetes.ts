@@ -9,9 +9,11 @@ import {
   CoreV1Api,
   KubeConfig,
   KubernetesObjectApi,
+  PatchStrategy,
   ServerConfiguration,
   Watch,
   createConfiguration,
+  setHeaderOptions,
   type V1Deployment,
   type V1StatefulSet,
 } from '@kubernetes/client-node';
@@ -135,6 +137,20 @@ export async function createDeployment(admin: AdminClients, namespace: string, s
     namespace,
     body: { metadata: { name: spec.name }, spec: { replicas: spec.replicas, ...podTemplate(spec) } },
   });
+}
+
+/** Sets the role label (what a profile's workload.roleLabel names for routing) of each pod. */
+export async function setPodRoles(admin: AdminClients, namespace: string, roles: Record<string, string>, label = 'role'): Promise<void> {
+  for (const [pod, role] of Object.entries(roles)) {
+    await admin.core.patchNamespacedPod({ name: pod, namespace, body: { metadata: { labels: { [label]: role } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+  }
+}
+
+/** Each selected pod's role label, by pod name. */
+export async function podRoles(admin: AdminClients, namespace: string, selector: string, label = 'role'): Promise<Record<string, string | undefined>> {
+  const pods = await admin.core.listNamespacedPod({ namespace, labelSelector: selector });
+  const roles = pods.items.map((p): [string, string | undefined] => [p.metadata!.name!, p.metadata?.labels?.[label]]);
+  return Object.fromEntries(roles.sort(([a], [b]) => a.localeCompare(b)));
 }
 
 /** Polls until check() returns a value (not undefined), or fails naming what it waited for. */

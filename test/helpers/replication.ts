@@ -3,10 +3,37 @@
 // rebuilding the failover set (fo1 primary, fo2 and fo3 its replicas) from scratch between tests.
 import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
 import { parseGtidPosition, reaches } from '../../workflows/gtid';
-import { stack } from './stack';
+import { REPO_ROOT, stack } from './stack';
 
 export const PAIR = { primary: 3311, replica: 3312 } as const;
 export const FAILOVER_SET = { fo1: 3331, fo2: 3332, fo3: 3333 } as const;
+
+/**
+ * The failover set as a profile's mysql section (under `  <cluster>:`), each node with its pod of a
+ * StatefulSet fo-db, and node control through the stack script: what the failover tests and the
+ * reliability entry run against.
+ */
+export const FAILOVER_SET_MYSQL = `    mysql:
+      topology: replication
+      user: runbook
+      password: { env: DBR_LOCAL_MYSQL_PASSWORD }
+      replicationUser: repl
+      replicationPassword: { env: DBR_LOCAL_REPL_PASSWORD }
+      nodes:
+        - { name: fo1, host: 127.0.0.1, port: ${FAILOVER_SET.fo1}, pod: fo-db-0 }
+        - { name: fo2, host: 127.0.0.1, port: ${FAILOVER_SET.fo2}, pod: fo-db-1 }
+        - { name: fo3, host: 127.0.0.1, port: ${FAILOVER_SET.fo3}, pod: fo-db-2 }
+      control:
+        kind: process
+        cwd: ${REPO_ROOT}
+        start: [bash, scripts/stack.sh, start, '{node}']
+        stop: [bash, scripts/stack.sh, stop, '{node}']
+        fence: [bash, scripts/stack.sh, fence, '{node}']
+        unfence: [bash, scripts/stack.sh, unfence, '{node}']
+`;
+
+/** The test table the failover tests write to on the failover set. */
+export const FAILOVER_TABLE = 'dbr_failover.t';
 
 export function connectAs(port: number, user = 'runbook', password = process.env.DBR_LOCAL_MYSQL_PASSWORD!): Promise<Connection> {
   return mysql.createConnection({ host: '127.0.0.1', port, user, password, connectTimeout: 3000 });
@@ -70,6 +97,15 @@ export async function waitForPosition(port: number, position: string, timeoutSec
     if (Date.now() > deadline) throw new Error(`127.0.0.1:${port} did not reach ${position} within ${timeoutSeconds}s: ${JSON.stringify(now)}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/** Rows with ids from..to, one transaction each. */
+export async function insertIds(port: number, table: string, from: number, to: number): Promise<void> {
+  for (let id = from; id <= to; id += 1) await sql(port, `INSERT INTO ${table} (id) VALUES (?)`, [id]);
+}
+
+export async function idsOf(port: number, table: string): Promise<number[]> {
+  return (await sql<{ id: number }>(port, `SELECT id FROM ${table} ORDER BY id`)).map((r) => Number(r.id));
 }
 
 async function pointAt(port: number, sourcePort: number): Promise<void> {
@@ -153,4 +189,18 @@ export async function resetFailoverSet(): Promise<void> {
       await new Promise((r) => setTimeout(r, 100));
     }
   }
+}
+
+/** fo2 and fo3 have applied everything fo1 wrote. */
+export async function failoverReplicasCaughtUp(): Promise<void> {
+  const position = (await facts(FAILOVER_SET.fo1)).gtidBinlogPos;
+  await Promise.all([waitForPosition(FAILOVER_SET.fo2, position), waitForPosition(FAILOVER_SET.fo3, position)]);
+}
+
+/** The rebuilt set with FAILOVER_TABLE holding rows 1..rows, written on fo1 and replicated to both replicas. */
+export async function seedFailoverSet(rows: number): Promise<void> {
+  await sql(FAILOVER_SET.fo1, 'CREATE DATABASE dbr_failover');
+  await sql(FAILOVER_SET.fo1, `CREATE TABLE ${FAILOVER_TABLE} (id INT PRIMARY KEY)`);
+  await insertIds(FAILOVER_SET.fo1, FAILOVER_TABLE, 1, rows);
+  await failoverReplicasCaughtUp();
 }

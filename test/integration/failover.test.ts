@@ -2,7 +2,6 @@
 // primary killed (SIGKILL), routing through the real kube-apiserver, on a real Temporal dev server.
 // Every test starts from a rebuilt set (resetFailoverSet), and the set is rebuilt at the end.
 import { randomBytes } from 'node:crypto';
-import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -11,14 +10,13 @@ import { failover } from '../../workflows';
 import { getProgressQuery } from '../../workflows/definitions';
 import type { FailoverResult } from '../../workflows/failover';
 import { Kubelet } from '../helpers/kubelet';
-import { ADMIN_KUBECONFIG, adminClients, createStatefulSet, createTestNamespace, deleteTestNamespace, eventually, type AdminClients } from '../helpers/kubernetes';
-import { FAILOVER_SET, connectAs, facts, resetFailoverSet, sql, waitForPosition } from '../helpers/replication';
-import { REPO_ROOT, stack } from '../helpers/stack';
+import { ADMIN_KUBECONFIG, adminClients, createStatefulSet, createTestNamespace, deleteTestNamespace, eventually, podRoles, setPodRoles, type AdminClients } from '../helpers/kubernetes';
+import { FAILOVER_SET, FAILOVER_SET_MYSQL, FAILOVER_TABLE as TABLE, connectAs, facts, idsOf, insertIds, resetFailoverSet, seedFailoverSet, sql, waitForPosition } from '../helpers/replication';
+import { stack } from '../helpers/stack';
 import { realActivities, startTemporal, startWorker, testProfiles, type RunningWorker } from '../helpers/temporal';
 
 const suffix = randomBytes(3).toString('hex');
 const CLUSTER = `fo-${suffix}`;
-const TABLE = 'dbr_failover.t';
 const { fo1, fo2, fo3 } = FAILOVER_SET;
 
 let env: TestWorkflowEnvironment;
@@ -37,24 +35,7 @@ clusters:
   ${CLUSTER}:
     namespace: ${namespace}
     workload: { kind: StatefulSet, name: fo-db, selector: app=fo-db, container: mariadb, roleLabel: role }
-    mysql:
-      topology: replication
-      user: runbook
-      password: { env: DBR_LOCAL_MYSQL_PASSWORD }
-      replicationUser: repl
-      replicationPassword: { env: DBR_LOCAL_REPL_PASSWORD }
-      nodes:
-        - { name: fo1, host: 127.0.0.1, port: ${fo1}, pod: fo-db-0 }
-        - { name: fo2, host: 127.0.0.1, port: ${fo2}, pod: fo-db-1 }
-        - { name: fo3, host: 127.0.0.1, port: ${fo3}, pod: fo-db-2 }
-      control:
-        kind: process
-        cwd: ${REPO_ROOT}
-        start: [bash, scripts/stack.sh, start, '{node}']
-        stop: [bash, scripts/stack.sh, stop, '{node}']
-        fence: [bash, scripts/stack.sh, fence, '{node}']
-        unfence: [bash, scripts/stack.sh, unfence, '{node}']
-    failover: { strategy: gtid, maxLagSeconds: 2, catchUpTimeoutSeconds: 60 }
+${FAILOVER_SET_MYSQL}    failover: { strategy: gtid, maxLagSeconds: 2, catchUpTimeoutSeconds: 60 }
 `);
   env = await startTemporal();
   worker = await startWorker(env, realActivities(env, profiles, { kubeconfigPath: ADMIN_KUBECONFIG }));
@@ -66,11 +47,8 @@ clusters:
 
 beforeEach(async () => {
   await resetFailoverSet();
-  await setRoles({ 'fo-db-0': 'primary', 'fo-db-1': 'replica', 'fo-db-2': 'replica' });
-  await sql(fo1, 'CREATE DATABASE dbr_failover');
-  await sql(fo1, `CREATE TABLE ${TABLE} (id INT PRIMARY KEY)`);
-  await insertRows(1, 10);
-  await replicasCaughtUp();
+  await setPodRoles(admin, namespace, { 'fo-db-0': 'primary', 'fo-db-1': 'replica', 'fo-db-2': 'replica' });
+  await seedFailoverSet(10);
 });
 
 afterAll(async () => {
@@ -84,28 +62,16 @@ afterAll(async () => {
   }
 });
 
-async function setRoles(roles: Record<string, string>): Promise<void> {
-  for (const [pod, role] of Object.entries(roles)) {
-    await admin.core.patchNamespacedPod({ name: pod, namespace, body: { metadata: { labels: { role } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
-  }
+function roles(): Promise<Record<string, string | undefined>> {
+  return podRoles(admin, namespace, 'app=fo-db');
 }
 
-async function roles(): Promise<Record<string, string | undefined>> {
-  const pods = await admin.core.listNamespacedPod({ namespace, labelSelector: 'app=fo-db' });
-  return Object.fromEntries(pods.items.map((p) => [p.metadata!.name!, p.metadata?.labels?.role]));
+function insertRows(from: number, to: number, port: number = fo1): Promise<void> {
+  return insertIds(port, TABLE, from, to);
 }
 
-async function insertRows(from: number, to: number, port: number = fo1): Promise<void> {
-  for (let id = from; id <= to; id += 1) await sql(port, `INSERT INTO ${TABLE} (id) VALUES (?)`, [id]);
-}
-
-async function ids(port: number): Promise<number[]> {
-  return (await sql<{ id: number }>(port, `SELECT id FROM ${TABLE} ORDER BY id`)).map((r) => Number(r.id));
-}
-
-async function replicasCaughtUp(): Promise<void> {
-  const position = (await facts(fo1)).gtidBinlogPos;
-  await Promise.all([waitForPosition(fo2, position), waitForPosition(fo3, position)]);
+function ids(port: number): Promise<number[]> {
+  return idsOf(port, TABLE);
 }
 
 function start(input: Record<string, unknown>) {

@@ -8,15 +8,14 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { galeraRecover } from '../../workflows';
 import type { GaleraRecoverResult } from '../../workflows/galeraRecover';
 import { eventually } from '../helpers/kubernetes';
-import { sql } from '../helpers/replication';
+import { GALERA_NODES as NODES, galeraStatus as status, restoreGaleraCluster, wholeGaleraCluster, type GaleraNode } from '../helpers/galera';
+import { idsOf, insertIds, sql } from '../helpers/replication';
 import { stack } from '../helpers/stack';
 import { realActivities, startTemporal, startWorker, testProfiles, type RunningWorker } from '../helpers/temporal';
 
 const suffix = randomBytes(3).toString('hex');
 const CLUSTER = `gr-${suffix}`;
 const TABLE = `dbr_galera_${suffix}.t`;
-const NODES = { galera1: 3321, galera2: 3322, galera3: 3323 } as const;
-type GaleraNode = keyof typeof NODES;
 
 let env: TestWorkflowEnvironment;
 let worker: RunningWorker;
@@ -47,7 +46,7 @@ clusters:
 `);
   env = await startTemporal();
   worker = await startWorker(env, realActivities(env, profiles));
-  await wholeCluster();
+  await wholeGaleraCluster();
   await sql(NODES.galera1, `CREATE DATABASE dbr_galera_${suffix}`);
   await sql(NODES.galera1, `CREATE TABLE ${TABLE} (id INT PRIMARY KEY)`);
 });
@@ -55,8 +54,7 @@ clusters:
 afterAll(async () => {
   try {
     // Whatever happened: every node running again (the stack script joins them to a running one) and Synced.
-    for (const node of Object.keys(NODES) as GaleraNode[]) await stack('start', node);
-    await wholeCluster();
+    await restoreGaleraCluster();
     await sql(NODES.galera1, `DROP DATABASE IF EXISTS dbr_galera_${suffix}`);
   } finally {
     await worker?.stop();
@@ -64,24 +62,8 @@ afterAll(async () => {
   }
 });
 
-async function status(node: GaleraNode): Promise<Record<string, string>> {
-  const rows = await sql<{ Variable_name: string; Value: string }>(NODES[node], "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_cluster_size', 'wsrep_cluster_status', 'wsrep_local_state_comment', 'wsrep_ready')");
-  return Object.fromEntries(rows.map((r) => [r.Variable_name, r.Value]));
-}
-
-async function wholeCluster(): Promise<void> {
-  await eventually(
-    'three Synced Galera nodes',
-    async () => {
-      const all = await Promise.all((Object.keys(NODES) as GaleraNode[]).map(status));
-      return all.every((s) => s.wsrep_cluster_size === '3' && s.wsrep_local_state_comment === 'Synced' && s.wsrep_ready === 'ON') ? true : undefined;
-    },
-    180_000,
-  );
-}
-
-async function insertRows(node: GaleraNode, from: number, to: number): Promise<void> {
-  for (let id = from; id <= to; id += 1) await sql(NODES[node], `INSERT INTO ${TABLE} (id) VALUES (?)`, [id]);
+function insertRows(node: GaleraNode, from: number, to: number): Promise<void> {
+  return insertIds(NODES[node], TABLE, from, to);
 }
 
 function run(input: Record<string, unknown>): Promise<GaleraRecoverResult> {
@@ -140,6 +122,6 @@ test('full outage with galera3 the most advanced: galera3 is bootstrapped, the o
   const all = Array.from({ length: 60 }, (_, i) => i + 1);
   for (const node of Object.keys(NODES) as GaleraNode[]) {
     expect(await status(node)).toEqual({ wsrep_cluster_size: '3', wsrep_cluster_status: 'Primary', wsrep_local_state_comment: 'Synced', wsrep_ready: 'ON' });
-    expect((await sql<{ id: number }>(NODES[node], `SELECT id FROM ${TABLE} ORDER BY id`)).map((r) => Number(r.id))).toEqual(all);
+    expect(await idsOf(NODES[node], TABLE)).toEqual(all);
   }
 });

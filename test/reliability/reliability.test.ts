@@ -11,6 +11,8 @@ import {
   backupEtcdSuccess,
   closeScenarios,
   clusterHealthLocal,
+  failoverPrimaryKilled,
+  galeraRecoverFullOutage,
   migrateSchemaSuccess,
   scenarioProfiles,
   switchoverSuccess,
@@ -24,6 +26,7 @@ const SIDE_EFFECTS = new Set([
   'checkS3', 'requestClusterLock', 'annotatePod', 'removePodAnnotation', 'makeReadOnly', 'promoteReplica', 'replicateFrom', 'writeReplicationProbe',
   'dryRunSqlMigration', 'applySqlMigration', 'scaleWorkload', 'setWorkloadImage', 'dumpMetadata', 'snapshotEtcdToS3', 'applyEtcdMigration', 'restoreMetadata', 'writeUpgradeManifest',
   'sendNotification', 'dumpDatabases', 'verifyBackup', 'writeBackupManifest', 'applyBackupRetention', 'restoreBackup', 'writeEtcdBackupManifest', 'deleteEtcdBackups',
+  'setPodRole', 'controlNode',
 ]);
 const sideEffecting = (boundary: string) => SIDE_EFFECTS.has(boundary.slice(0, boundary.indexOf('#')));
 
@@ -43,6 +46,13 @@ const ENTRIES: { entry: Scenario<never>; crash: 'all' | 'side effects' | 'none';
   { entry: vitessDrainTimeout, crash: 'none', faults: [] },
   // Crashes wait for a setup that switches the pair back: restorePair() cannot after a successful switchover (MASTER_GTID_WAIT on the old primary's own GTIDs).
   { entry: switchoverSuccess, crash: 'none', faults: [{ part: 'replica', at: 'start', downSeconds: 2 }] },
+  // Routing is the one step that needs the kube-apiserver, and it follows the promotion within a
+  // second: an outage from the start meets it for sure (a step that short can end before a stop
+  // noticed at its start takes effect). The runbook must retry it and finish as the reference did.
+  { entry: failoverPrimaryKilled, crash: 'side effects', faults: [{ part: 'kube-apiserver', at: 'start', downSeconds: 3 }] },
+  // The nodes are the only servers it uses, and stopping one mid-recovery is a second outage, not a
+  // retry's business: crashes only.
+  { entry: galeraRecoverFullOutage, crash: 'side effects', faults: [] },
   { entry: migrateSchemaSuccess, crash: 'side effects', faults: [{ part: 'mariadb', at: 'start', downSeconds: 3 }] },
   {
     entry: upgradeSuccess,

@@ -3,6 +3,7 @@
 // (harness.ts) runs it undisturbed, crashed at its activity boundaries, and with servers stopped.
 // A new runbook is one more entry here (and its faults in reliability.test.ts).
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { DeleteObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
@@ -10,15 +11,18 @@ import { Etcd3 } from 'etcd3';
 import type { BackupDatabaseResult } from '../../workflows/backupDatabase';
 import type { BackupEtcdResult } from '../../workflows/backupEtcd';
 import { applyMigration, type EtcdMigrationSpec } from '../../workflows/etcd-migration';
+import type { FailoverResult } from '../../workflows/failover';
+import type { GaleraRecoverResult } from '../../workflows/galeraRecover';
 import type { ClusterHealthReport } from '../../workflows/health';
 import type { MigrateSchemaResult } from '../../workflows/migrateSchema';
 import type { SwitchoverResult } from '../../workflows/switchover';
 import type { ClusterChangeResult } from '../../workflows/upgrade-engine';
 import { DRAIN_ANNOTATION, type VitessDrainResult } from '../../workflows/vitessDrain';
+import { GALERA_NODE_NAMES, GALERA_NODES, galeraStatus, restoreGaleraCluster } from '../helpers/galera';
 import { Kubelet } from '../helpers/kubelet';
-import { adminClients, createStatefulSet, createTestNamespace, deleteTestNamespace, eventually, type AdminClients } from '../helpers/kubernetes';
-import { facts, PAIR, restorePair, sql } from '../helpers/replication';
-import { REPO_ROOT } from '../helpers/stack';
+import { adminClients, createStatefulSet, createTestNamespace, deleteTestNamespace, eventually, podRoles, setPodRoles, type AdminClients } from '../helpers/kubernetes';
+import { facts, FAILOVER_SET, FAILOVER_SET_MYSQL, FAILOVER_TABLE, idsOf, insertIds, PAIR, resetFailoverSet, restorePair, seedFailoverSet, sql } from '../helpers/replication';
+import { REPO_ROOT, stack, STACK_STATE } from '../helpers/stack';
 import { startRecordingWebhook, type RecordingWebhook } from '../helpers/webhook';
 import type { Scenario } from './harness';
 import { s3Client } from '../helpers/backup';
@@ -185,6 +189,135 @@ export const switchoverSuccess: Scenario<SwitchoverResult> = {
     return { primary: role(p), replica: role(r) };
   },
   cleanup: restorePair,
+};
+
+// ------------------------------------------------------------------ failover (the stack's failover set, routing on the kube-apiserver)
+
+const failoverCluster = `rel-fo-${run}`;
+const FAILOVER_ROWS = 10;
+type FailoverPart = keyof typeof FAILOVER_SET;
+const FAILOVER_PARTS = Object.keys(FAILOVER_SET) as FailoverPart[];
+
+/** A fenced server's mark: the option file scripts/stack.sh fence writes, so that it starts read-only. */
+const fenceMarked = (part: FailoverPart) => existsSync(path.join(STACK_STATE, 'mariadb', part, 'conf.d', 'db-runbooks-fence.cnf'));
+
+async function failoverRoles(): Promise<Record<string, string | undefined>> {
+  const k = await kubernetes();
+  return podRoles(k.admin, k.namespace, 'app=fo-db');
+}
+
+/** The writable server of the set, if one answers. */
+async function failoverPrimary(): Promise<number | undefined> {
+  for (const port of Object.values(FAILOVER_SET)) if (await facts(port).then((f) => !f.readOnly && f.source === null, () => false)) return port;
+  return undefined;
+}
+
+/** fo1 killed with fo2 and fo3 caught up: fo2 is promoted (equally advanced, first in the profile), fo3 follows it, fo1 is fenced. */
+export const failoverPrimaryKilled: Scenario<FailoverResult> = {
+  runbook: 'failover',
+  path: 'success',
+  cluster: failoverCluster,
+  profiles: `  ${failoverCluster}:
+    namespace: NAMESPACE
+    workload: { kind: StatefulSet, name: fo-db, selector: app=fo-db, container: mariadb, roleLabel: role }
+${FAILOVER_SET_MYSQL}    failover: { strategy: gtid, maxLagSeconds: 2, catchUpTimeoutSeconds: 60 }
+    lock: { waitSeconds: 60, leaseSeconds: 30 }
+`,
+  prepare: () => statefulSet('fo-db', 3, 'mariadb:10.11', 'mariadb', 'app=fo-db'),
+  setup: async () => {
+    await resetFailoverSet();
+    const k = await kubernetes();
+    await setPodRoles(k.admin, k.namespace, { 'fo-db-0': 'primary', 'fo-db-1': 'replica', 'fo-db-2': 'replica' });
+    await seedFailoverSet(FAILOVER_ROWS);
+    await stack('kill', 'fo1');
+  },
+  input: () => ({ cluster: failoverCluster }),
+  outcome: (r) => `${r.oldPrimary} → ${r.newPrimary}, ${r.replicas.join(', ') || 'no replica'} follow${r.problems.length ? `; problems: ${r.problems.join('; ')}` : ''}`,
+  // What a user checks: where routing points, which server takes writes and which replicates from it, and that no row was lost.
+  finalState: async () => {
+    const servers = await Promise.all(
+      FAILOVER_PARTS.map(async (part): Promise<[string, unknown]> => {
+        const port = FAILOVER_SET[part];
+        const f = await facts(port).catch(() => undefined);
+        if (!f) return [part, 'down'];
+        return [part, { readOnly: f.readOnly, source: f.source, running: f.source ? `${f.io}/${f.sqlThread}` : null, error: f.lastError, rows: await idsOf(port, FAILOVER_TABLE) }];
+      }),
+    );
+    return { roles: await failoverRoles(), servers: Object.fromEntries(servers) };
+  },
+  // Done twice would show as a second fenced pod or mark, or a second replication probe row.
+  sideEffects: async () => {
+    const primary = await failoverPrimary();
+    const probes = primary ? await sql<{ n: number }>(primary, 'SELECT COUNT(*) AS n FROM db_runbooks.replication_probe').catch(() => [{ n: 0 }]) : [{ n: 0 }];
+    return {
+      fencedPods: Object.values(await failoverRoles()).filter((r) => r === 'fenced').length,
+      fenceMarks: FAILOVER_PARTS.filter(fenceMarked).length,
+      probeRows: Number(probes[0]?.n ?? 0),
+    };
+  },
+  // Where a repeat would show: the promotion, the routing, the fence, the replica re-pointed, the probe write.
+  crashAt: (b) => ['promoteReplica#1', 'setPodRole#2', 'controlNode#1', 'replicateFrom#1', 'writeReplicationProbe#1'].includes(b),
+  // fo1 the writable primary again, unfenced, fo2 and fo3 its replicas: as the failover tests expect the set.
+  cleanup: resetFailoverSet,
+};
+
+// ------------------------------------------------------------------ galeraRecover (the stack's 3-node Galera)
+
+const galeraDatabase = `dbr_rel_galera_${run}`;
+const GALERA_TABLE = `${galeraDatabase}.t`;
+const GALERA_ROWS = 20;
+const { galera1 } = GALERA_NODES;
+
+async function galeraVariables(port: number, names: string[]): Promise<Record<string, string>> {
+  const rows = await sql<{ Variable_name: string; Value: string }>(port, `SHOW GLOBAL STATUS WHERE Variable_name IN (${names.map(() => '?').join(', ')})`, names);
+  return Object.fromEntries(rows.map((r) => [r.Variable_name, r.Value]));
+}
+
+/** A full outage: every node killed at once, each having applied every row, so that every run recovers the same way. */
+export const galeraRecoverFullOutage: Scenario<GaleraRecoverResult> = {
+  runbook: 'galeraRecover',
+  path: 'success',
+  // The local profile's cluster: node control through scripts/stack.sh.
+  cluster: 'galera',
+  prepare: async () => {
+    await restoreGaleraCluster();
+    await sql(galera1, `CREATE DATABASE IF NOT EXISTS ${galeraDatabase}`);
+    await sql(galera1, `CREATE TABLE IF NOT EXISTS ${GALERA_TABLE} (id INT PRIMARY KEY)`);
+  },
+  setup: async () => {
+    await restoreGaleraCluster();
+    await sql(galera1, `DELETE FROM ${GALERA_TABLE}`);
+    await insertIds(galera1, GALERA_TABLE, 1, GALERA_ROWS);
+    // Equal positions everywhere, and killed together (no node sees another leave): no node is ahead,
+    // and the profile's order decides the same way each run.
+    await eventually('every Galera node applied the rows', async () => {
+      const committed = await Promise.all(Object.values(GALERA_NODES).map(async (port) => (await galeraVariables(port, ['wsrep_last_committed'])).wsrep_last_committed));
+      return new Set(committed).size === 1 ? true : undefined;
+    });
+    await Promise.all(GALERA_NODE_NAMES.map((node) => stack('kill', node)));
+  },
+  input: () => ({ cluster: 'galera' }),
+  outcome: (r) => `bootstrapped ${r.bootstrapped}, ${r.joinOrder.join(', ')} joined, ${r.clusterSize} nodes`,
+  finalState: async () =>
+    Object.fromEntries(
+      await Promise.all(
+        GALERA_NODE_NAMES.map(async (node): Promise<[string, unknown]> => [node, await galeraStatus(node).then(async (status) => ({ ...status, rows: await idsOf(GALERA_NODES[node], GALERA_TABLE) }), () => 'down')]),
+      ),
+    ),
+  // A second bootstrap or a node started twice shows as another history or more membership changes.
+  sideEffects: async () => {
+    const all = await Promise.all(Object.values(GALERA_NODES).map((port) => galeraVariables(port, ['wsrep_cluster_conf_id', 'wsrep_cluster_state_uuid']).catch((): Record<string, string> => ({}))));
+    return {
+      histories: new Set(all.map((v) => v.wsrep_cluster_state_uuid)).size,
+      membershipChanges: Math.max(...all.map((v) => Number(v.wsrep_cluster_conf_id ?? 0))),
+    };
+  },
+  // The bootstrap and the first join: a repeat would start a second cluster or restart a node.
+  crashAt: (b) => ['controlNode#1', 'controlNode#2'].includes(b),
+  cleanup: async () => {
+    await restoreGaleraCluster();
+    await sql(galera1, `DROP DATABASE IF EXISTS ${galeraDatabase}`);
+  },
 };
 
 /** The stack's standalone MariaDB as a profile's mysql section (a migration set may follow it). */
