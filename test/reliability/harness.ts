@@ -56,6 +56,11 @@ export interface Fault {
   at: string;
   /** How long the part stays down. */
   downSeconds: number;
+  /**
+   * SIGKILL instead of SIGTERM: the part crashes rather than shuts down. The stack's kube-apiserver
+   * takes the stack script's whole 60 s grace period to stop on SIGTERM.
+   */
+  kill?: boolean;
   /** The outcome the runbook must report while the part is down (a health check's verdict). */
   expect?: string;
 }
@@ -260,7 +265,7 @@ export class ReliabilityHarness {
     let initial: unknown;
     let stopped = false;
     const down = async () => {
-      await stack('stop', fault.part);
+      await stack(fault.kill ? 'kill' : 'stop', fault.part);
       stopped = true;
     };
     let run: RunRecord;
@@ -289,7 +294,7 @@ export class ReliabilityHarness {
     } finally {
       if (stopped) await stack('start', fault.part);
     }
-    const name = `${fault.part} down${fault.at === 'start' ? ' at the start' : ` during "${fault.at}"`}${fault.expect ? '' : ` for ${fault.downSeconds}s`}`;
+    const name = `${fault.part} ${fault.kill ? 'killed' : 'down'}${fault.at === 'start' ? ' at the start' : ` during "${fault.at}"`}${fault.expect ? '' : ` for ${fault.downSeconds}s`}`;
     if (fault.expect) this.compare(s, name, { ...success, outcome: fault.expect }, run);
     // Reported success must be the whole success; a failure must say so and leave the state the run started from.
     else if (run.outcome === success.outcome || !run.outcome.startsWith('failed: ')) this.compare(s, name, success, run);

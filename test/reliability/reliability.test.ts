@@ -49,7 +49,7 @@ const ENTRIES: { entry: Scenario<never>; crash: 'all' | 'side effects' | 'none';
   // Routing is the one step that needs the kube-apiserver, and it follows the promotion within a
   // second: an outage from the start meets it for sure (a step that short can end before a stop
   // noticed at its start takes effect). The runbook must retry it and finish as the reference did.
-  { entry: failoverPrimaryKilled, crash: 'side effects', faults: [{ part: 'kube-apiserver', at: 'start', downSeconds: 3 }] },
+  { entry: failoverPrimaryKilled, crash: 'side effects', faults: [{ part: 'kube-apiserver', at: 'start', downSeconds: 3, kill: true }] },
   // The nodes are the only servers it uses, and stopping one mid-recovery is a second outage, not a
   // retry's business: crashes only.
   { entry: galeraRecoverFullOutage, crash: 'side effects', faults: [] },
@@ -112,7 +112,7 @@ describe.each(SELECTED.map((e) => [`${e.entry.runbook} ${e.entry.path}`, e] as c
     }, 600_000);
   }
 
-  if (faults.length > 0) test.each(faults.map((f) => [`${f.part} down${f.at === 'start' ? ' from the start' : ` during "${f.at}"`}`, f] as const))('%s', async (_f, fault) => {
+  if (faults.length > 0) test.each(faults.map((f) => [`${f.part} ${f.kill ? 'killed' : 'down'}${f.at === 'start' ? ' from the start' : ` during "${f.at}"`}`, f] as const))('%s', async (_f, fault) => {
     const reference = references.get(entry);
     if (!reference) throw new Error('the undisturbed run failed');
     await harness.fault(entry, fault, reference);
