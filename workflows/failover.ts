@@ -6,7 +6,9 @@
 // Before the promotion, the only change (replicas stop receiving) is undone on failure or
 // cancellation. From the promotion on, the runbook rolls forward: there is no old primary to go
 // back to, and stopping halfway (promoted, but routing still pointing at a dead server and the old
-// primary unfenced) is the worst place to stop. Those steps run to their end even when cancelled.
+// primary unfenced) is the worst place to stop. Those steps run to their end even when cancelled,
+// and one that fails (routing, fencing) does not stop the others: the run then ends
+// FailoverIncomplete, its message saying what was done and what was not.
 import { ApplicationFailure, CancellationScope, isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { ClusterPlan } from '../activities/cluster';
@@ -157,14 +159,30 @@ export async function failover(input: FailoverInput): Promise<FailoverResult> {
             await tracker.step('promote the replica', () => promoteReplica({ cluster, node: newPrimary }), () => `${newPrimary} is writable`);
 
             let routing = 'not configured (the profile names no namespace and workload.roleLabel)';
+            let routingError: string | undefined;
             if (plan.routing) {
+              const label = plan.routing.roleLabel;
               const newPod = podOf(plan, newPrimary)!;
               const oldPod = podOf(plan, oldPrimary)!;
-              await tracker.step('move routing', async () => {
-                await setPodRole({ cluster, pod: oldPod, role: FENCED_ROLE });
-                await setPodRole({ cluster, pod: newPod, role: 'primary' });
-              });
-              routing = `${plan.routing.roleLabel}=primary on pod ${newPod}; pod ${oldPod} is ${plan.routing.roleLabel}=${FENCED_ROLE}`;
+              // A routing failure must not stop the fence and the replicas (the new primary already
+              // takes writes): it is reported, with the rest, as FailoverIncomplete at the end.
+              routing = await tracker
+                .step('move routing', async () => {
+                  // The old pod first, so that no client is sent to it; failing, it still must not keep clients from the new primary.
+                  const notFenced = await setPodRole({ cluster, pod: oldPod, role: FENCED_ROLE }).then(
+                    () => undefined,
+                    (err: unknown) => failureMessage(err),
+                  );
+                  await setPodRole({ cluster, pod: newPod, role: 'primary' });
+                  if (notFenced) throw ApplicationFailure.nonRetryable(`${label}=primary is on pod ${newPod}, but pod ${oldPod} could not be set to ${label}=${FENCED_ROLE}: ${notFenced}`, 'RoutingIncomplete');
+                })
+                .then(
+                  () => `${label}=primary on pod ${newPod}; pod ${oldPod} is ${label}=${FENCED_ROLE}`,
+                  (err: unknown) => {
+                    routingError = failureMessage(err);
+                    return `NOT moved as planned: ${routingError}`;
+                  },
+                );
             } else {
               tracker.skip('move routing', routing);
             }
@@ -234,7 +252,7 @@ export async function failover(input: FailoverInput): Promise<FailoverResult> {
             const summary = `${newPrimary} is the primary of ${cluster} (${oldPrimary} was down); ${decision.reason}; routing: ${routing}; fencing: ${fencing}${
               following.length ? `; ${following.join(', ')} follow it` : ''
             }${problems.length ? `; PROBLEMS: ${problems.join('; ')}` : ''}`;
-            if (fenceError) {
+            if (fenceError || routingError) {
               throw ApplicationFailure.create({ type: 'FailoverIncomplete', nonRetryable: true, message: `failover of ${cluster}: ${summary}` });
             }
             return {

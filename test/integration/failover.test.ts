@@ -17,6 +17,8 @@ import { realActivities, startTemporal, startWorker, testProfiles, type RunningW
 
 const suffix = randomBytes(3).toString('hex');
 const CLUSTER = `fo-${suffix}`;
+/** The same set, but the profile names a pod for fo1 that does not exist (as when the old primary's pod was deleted with its node). */
+const POD_GONE = `fo-gone-${suffix}`;
 const { fo1, fo2, fo3 } = FAILOVER_SET;
 
 let env: TestWorkflowEnvironment;
@@ -36,6 +38,10 @@ clusters:
     namespace: ${namespace}
     workload: { kind: StatefulSet, name: fo-db, selector: app=fo-db, container: mariadb, roleLabel: role }
 ${FAILOVER_SET_MYSQL}    failover: { strategy: gtid, maxLagSeconds: 2, catchUpTimeoutSeconds: 60 }
+  ${POD_GONE}:
+    namespace: ${namespace}
+    workload: { kind: StatefulSet, name: fo-db, selector: app=fo-db, container: mariadb, roleLabel: role }
+${FAILOVER_SET_MYSQL.replace('pod: fo-db-0', 'pod: fo-db-gone')}    failover: { strategy: gtid, maxLagSeconds: 2, catchUpTimeoutSeconds: 60 }
 `);
   env = await startTemporal();
   worker = await startWorker(env, realActivities(env, profiles, { kubeconfigPath: ADMIN_KUBECONFIG }));
@@ -74,8 +80,8 @@ function ids(port: number): Promise<number[]> {
   return idsOf(port, TABLE);
 }
 
-function start(input: Record<string, unknown>) {
-  return env.client.workflow.start(failover, { taskQueue: worker.taskQueue, workflowId: `failover/${CLUSTER}-${++runs}`, args: [{ cluster: CLUSTER, ...input }] });
+function start(input: Record<string, unknown>, cluster = CLUSTER) {
+  return env.client.workflow.start(failover, { taskQueue: worker.taskQueue, workflowId: `failover/${cluster}-${++runs}`, args: [{ cluster, ...input }] });
 }
 
 async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
@@ -178,4 +184,18 @@ test('a failover while the primary is up is refused: that is a switchover', asyn
   const refused = await failureOf((await start({ force: true })).result());
   expect(refused.message).toBe(`failover of ${CLUSTER} refused: the primary fo1 is reachable (writable): a failover is for a primary that is down; use switchover`);
   expect(await facts(fo1)).toMatchObject({ readOnly: false, source: null });
+});
+
+test("the old primary's pod cannot be relabelled: routing still moves to the new primary, fo1 is fenced, fo3 follows fo2; the run ends FailoverIncomplete saying so", async () => {
+  await stack('kill', 'fo1');
+  const incomplete = await failureOf((await start({}, POD_GONE)).result());
+  expect(incomplete).toMatchObject({ type: 'FailoverIncomplete', nonRetryable: true });
+  expect(incomplete.message).toMatch(
+    /^failover of fo-gone-[0-9a-f]+: fo2 is the primary of fo-gone-[0-9a-f]+ \(fo1 was down\); .*; routing: NOT moved as planned: role=primary is on pod fo-db-1, but pod fo-db-gone could not be set to role=fenced: .+; fencing: fo1 starts read-only from now on; fo3 follow it$/,
+  );
+  expect(await roles()).toMatchObject({ 'fo-db-1': 'primary', 'fo-db-2': 'replica' });
+  expect(await facts(fo2)).toMatchObject({ readOnly: false, source: null });
+  expect(await facts(fo3)).toMatchObject({ readOnly: true, source: `127.0.0.1:${fo2}`, io: 'Yes', sqlThread: 'Yes' });
+  await stack('start', 'fo1');
+  expect(await facts(fo1)).toMatchObject({ readOnly: true, source: null });
 });
