@@ -33,8 +33,8 @@ export interface Scenario<R = unknown> {
   cluster: string;
   /** Clusters the entry adds to the local profiles, as YAML lines under `clusters:`. */
   profiles?: string;
-  /** Once before the entry's first run (namespaces, tables, the simulated operator...). */
-  prepare?: () => Promise<void>;
+  /** Once before the entry's first run (namespaces, tables, the simulated operator, a backup to restore...). */
+  prepare?: (context: PrepareContext) => Promise<void>;
   /** Before every run: the state each run starts from. */
   setup: () => Promise<void>;
   input: () => Record<string, unknown>;
@@ -48,6 +48,11 @@ export interface Scenario<R = unknown> {
   crashAt?: (boundary: string) => boolean;
   /** After the entry's last run. */
   cleanup?: () => Promise<void>;
+}
+
+export interface PrepareContext {
+  /** Runs a runbook to its end on the in-process worker (the backup a restore needs, the upgrade a downgrade undoes); returns its workflow id. */
+  execute(runbook: string, input: { cluster: string } & Record<string, unknown>): Promise<string>;
 }
 
 export interface Fault {
@@ -149,6 +154,15 @@ export class ReliabilityHarness {
     for (const p of this.processes) await p.kill();
     await this.worker?.stop();
   }
+
+  readonly prepareContext: PrepareContext = {
+    execute: async (runbook, input) => {
+      await this.freeLock(input.cluster);
+      const workflowId = `${runbook}/${input.cluster}/reliability-prepare-${randomBytes(2).toString('hex')}`;
+      await this.env.client.workflow.execute(runbook, { taskQueue: this.worker.taskQueue, workflowId, args: [input] });
+      return workflowId;
+    },
+  };
 
   /**
    * The lock workflow keeps the task queue it was started on, whose worker may be gone. Runs here

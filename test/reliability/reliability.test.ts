@@ -11,7 +11,10 @@ import {
   backupEtcdSuccess,
   closeScenarios,
   clusterHealthLocal,
+  downgradeSuccess,
   migrateSchemaSuccess,
+  refreshNodeAddressesSuccess,
+  restoreDatabaseSuccess,
   scenarioProfiles,
   switchoverSuccess,
   upgradeRollback,
@@ -24,6 +27,7 @@ const SIDE_EFFECTS = new Set([
   'checkS3', 'requestClusterLock', 'annotatePod', 'removePodAnnotation', 'makeReadOnly', 'promoteReplica', 'replicateFrom', 'writeReplicationProbe',
   'dryRunSqlMigration', 'applySqlMigration', 'scaleWorkload', 'setWorkloadImage', 'dumpMetadata', 'snapshotEtcdToS3', 'applyEtcdMigration', 'restoreMetadata', 'writeUpgradeManifest',
   'sendNotification', 'dumpDatabases', 'verifyBackup', 'writeBackupManifest', 'applyBackupRetention', 'restoreBackup', 'writeEtcdBackupManifest', 'deleteEtcdBackups',
+  'clearMigrationLedger', 'applyAddressUpdates',
 ]);
 const sideEffecting = (boundary: string) => SIDE_EFFECTS.has(boundary.slice(0, boundary.indexOf('#')));
 
@@ -58,6 +62,16 @@ const ENTRIES: { entry: Scenario<never>; crash: 'all' | 'side effects' | 'none';
   { entry: upgradeRollback, crash: 'none', faults: [] },
   { entry: backupEtcdSuccess, crash: 'all', faults: [{ part: 'minio', at: 'snapshot', downSeconds: 3 }] },
   { entry: backupDatabaseSuccess, crash: 'all', faults: [] },
+  { entry: restoreDatabaseSuccess, crash: 'side effects', faults: [{ part: 'minio', at: 'start', downSeconds: 3 }] },
+  { entry: downgradeSuccess, crash: 'side effects', faults: [{ part: 'etcd', at: 'back up metadata', downSeconds: 2 }] },
+  {
+    entry: refreshNodeAddressesSuccess,
+    crash: 'side effects',
+    faults: [
+      { part: 'mariadb', at: 'start', downSeconds: 3 },
+      { part: 'kube-apiserver', at: 'start', downSeconds: 3 },
+    ],
+  },
 ];
 
 // DBR_RELIABILITY_ONLY=<regex> runs the entries whose "<runbook> <path>" matches (and prepares only those).
@@ -74,7 +88,7 @@ beforeAll(async () => {
   env = await startTemporal();
   harness = new ReliabilityHarness(env, entries);
   await harness.start();
-  for (const e of entries) await e.prepare?.();
+  for (const e of entries) await e.prepare?.(harness.prepareContext);
 }, 300_000);
 
 afterAll(async () => {
