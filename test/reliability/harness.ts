@@ -52,7 +52,7 @@ export interface Scenario<R = unknown> {
 
 export interface PrepareContext {
   /** Runs a runbook to its end on the in-process worker (the backup a restore needs, the upgrade a downgrade undoes); returns its workflow id. */
-  execute(runbook: string, input: { cluster: string } & Record<string, unknown>): Promise<string>;
+  execute: (runbook: string, input: { cluster: string } & Record<string, unknown>) => Promise<string>;
 }
 
 export interface Fault {
