@@ -396,7 +396,11 @@ stop_part() { # stop_part PART [SIGNAL]
   is_running "$part" || { rm -f "$f"; return 0; }
   local pid; pid="$(pid_of "$part")"
   kill "-$sig" "$pid" 2>/dev/null || true
-  local deadline=$((SECONDS + 60))
+  # kube-apiserver stops listening at once on SIGTERM and then hangs in its shutdown for a minute;
+  # what it serves lives in kube-etcd, so it is killed after a short grace.
+  local grace=60
+  case "$part" in kube-apiserver|kube-controller-manager) grace=5 ;; esac
+  local deadline=$((SECONDS + grace))
   while is_running "$part"; do
     if [ $SECONDS -ge $deadline ]; then kill -KILL "$pid" 2>/dev/null || true; fi
     sleep 0.2

@@ -33,8 +33,8 @@ export interface Scenario<R = unknown> {
   cluster: string;
   /** Clusters the entry adds to the local profiles, as YAML lines under `clusters:`. */
   profiles?: string;
-  /** Once before the entry's first run (namespaces, tables, the simulated operator...). */
-  prepare?: () => Promise<void>;
+  /** Once before the entry's first run (namespaces, tables, the simulated operator, a backup to restore...). */
+  prepare?: (context: PrepareContext) => Promise<void>;
   /** Before every run: the state each run starts from. */
   setup: () => Promise<void>;
   input: () => Record<string, unknown>;
@@ -50,17 +50,17 @@ export interface Scenario<R = unknown> {
   cleanup?: () => Promise<void>;
 }
 
+export interface PrepareContext {
+  /** Runs a runbook to its end on the in-process worker (the backup a restore needs, the upgrade a downgrade undoes); returns its workflow id. */
+  execute: (runbook: string, input: { cluster: string } & Record<string, unknown>) => Promise<string>;
+}
+
 export interface Fault {
   part: StackPart;
   /** Stop the part before the run starts, or when the runbook's current step is this one. */
   at: string;
   /** How long the part stays down. */
   downSeconds: number;
-  /**
-   * SIGKILL instead of SIGTERM: the part crashes rather than shuts down. The stack's kube-apiserver
-   * takes the stack script's whole 60 s grace period to stop on SIGTERM.
-   */
-  kill?: boolean;
   /** The outcome the runbook must report while the part is down (a health check's verdict). */
   expect?: string;
 }
@@ -154,6 +154,15 @@ export class ReliabilityHarness {
     for (const p of this.processes) await p.kill();
     await this.worker?.stop();
   }
+
+  readonly prepareContext: PrepareContext = {
+    execute: async (runbook, input) => {
+      await this.freeLock(input.cluster);
+      const workflowId = `${runbook}/${input.cluster}/reliability-prepare-${randomBytes(2).toString('hex')}`;
+      await this.env.client.workflow.execute(runbook, { taskQueue: this.worker.taskQueue, workflowId, args: [input] });
+      return workflowId;
+    },
+  };
 
   /**
    * The lock workflow keeps the task queue it was started on, whose worker may be gone. Runs here
@@ -265,7 +274,7 @@ export class ReliabilityHarness {
     let initial: unknown;
     let stopped = false;
     const down = async () => {
-      await stack(fault.kill ? 'kill' : 'stop', fault.part);
+      await stack('stop', fault.part);
       stopped = true;
     };
     let run: RunRecord;
@@ -294,7 +303,7 @@ export class ReliabilityHarness {
     } finally {
       if (stopped) await stack('start', fault.part);
     }
-    const name = `${fault.part} ${fault.kill ? 'killed' : 'down'}${fault.at === 'start' ? ' at the start' : ` during "${fault.at}"`}${fault.expect ? '' : ` for ${fault.downSeconds}s`}`;
+    const name = `${fault.part} down${fault.at === 'start' ? ' at the start' : ` during "${fault.at}"`}${fault.expect ? '' : ` for ${fault.downSeconds}s`}`;
     if (fault.expect) this.compare(s, name, { ...success, outcome: fault.expect }, run);
     // Reported success must be the whole success; a failure must say so and leave the state the run started from.
     else if (run.outcome === success.outcome || !run.outcome.startsWith('failed: ')) this.compare(s, name, success, run);

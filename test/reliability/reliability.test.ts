@@ -11,9 +11,12 @@ import {
   backupEtcdSuccess,
   closeScenarios,
   clusterHealthLocal,
+  downgradeSuccess,
   failoverPrimaryKilled,
   galeraRecoverFullOutage,
   migrateSchemaSuccess,
+  refreshNodeAddressesSuccess,
+  restoreDatabaseSuccess,
   scenarioProfiles,
   switchoverSuccess,
   upgradeRollback,
@@ -26,7 +29,7 @@ const SIDE_EFFECTS = new Set([
   'checkS3', 'requestClusterLock', 'annotatePod', 'removePodAnnotation', 'makeReadOnly', 'promoteReplica', 'replicateFrom', 'writeReplicationProbe',
   'dryRunSqlMigration', 'applySqlMigration', 'scaleWorkload', 'setWorkloadImage', 'dumpMetadata', 'snapshotEtcdToS3', 'applyEtcdMigration', 'restoreMetadata', 'writeUpgradeManifest',
   'sendNotification', 'dumpDatabases', 'verifyBackup', 'writeBackupManifest', 'applyBackupRetention', 'restoreBackup', 'writeEtcdBackupManifest', 'deleteEtcdBackups',
-  'setPodRole', 'controlNode',
+  'clearMigrationLedger', 'applyAddressUpdates', 'setPodRole', 'controlNode',
 ]);
 const sideEffecting = (boundary: string) => SIDE_EFFECTS.has(boundary.slice(0, boundary.indexOf('#')));
 
@@ -49,7 +52,7 @@ const ENTRIES: { entry: Scenario<never>; crash: 'all' | 'side effects' | 'none';
   // Routing is the one step that needs the kube-apiserver, and it follows the promotion within a
   // second: an outage from the start meets it for sure (a step that short can end before a stop
   // noticed at its start takes effect). The runbook must retry it and finish as the reference did.
-  { entry: failoverPrimaryKilled, crash: 'side effects', faults: [{ part: 'kube-apiserver', at: 'start', downSeconds: 3, kill: true }] },
+  { entry: failoverPrimaryKilled, crash: 'side effects', faults: [{ part: 'kube-apiserver', at: 'start', downSeconds: 3 }] },
   // The nodes are the only servers it uses, and stopping one mid-recovery is a second outage, not a
   // retry's business: crashes only.
   { entry: galeraRecoverFullOutage, crash: 'side effects', faults: [] },
@@ -68,6 +71,16 @@ const ENTRIES: { entry: Scenario<never>; crash: 'all' | 'side effects' | 'none';
   { entry: upgradeRollback, crash: 'none', faults: [] },
   { entry: backupEtcdSuccess, crash: 'all', faults: [{ part: 'minio', at: 'snapshot', downSeconds: 3 }] },
   { entry: backupDatabaseSuccess, crash: 'all', faults: [] },
+  { entry: restoreDatabaseSuccess, crash: 'side effects', faults: [{ part: 'minio', at: 'start', downSeconds: 3 }] },
+  { entry: downgradeSuccess, crash: 'side effects', faults: [{ part: 'etcd', at: 'back up metadata', downSeconds: 2 }] },
+  {
+    entry: refreshNodeAddressesSuccess,
+    crash: 'side effects',
+    faults: [
+      { part: 'mariadb', at: 'start', downSeconds: 3 },
+      { part: 'kube-apiserver', at: 'start', downSeconds: 3 },
+    ],
+  },
 ];
 
 // DBR_RELIABILITY_ONLY=<regex> runs the entries whose "<runbook> <path>" matches (and prepares only those).
@@ -84,7 +97,7 @@ beforeAll(async () => {
   env = await startTemporal();
   harness = new ReliabilityHarness(env, entries);
   await harness.start();
-  for (const e of entries) await e.prepare?.();
+  for (const e of entries) await e.prepare?.(harness.prepareContext);
 }, 300_000);
 
 afterAll(async () => {
@@ -112,7 +125,7 @@ describe.each(SELECTED.map((e) => [`${e.entry.runbook} ${e.entry.path}`, e] as c
     }, 600_000);
   }
 
-  if (faults.length > 0) test.each(faults.map((f) => [`${f.part} ${f.kill ? 'killed' : 'down'}${f.at === 'start' ? ' from the start' : ` during "${f.at}"`}`, f] as const))('%s', async (_f, fault) => {
+  if (faults.length > 0) test.each(faults.map((f) => [`${f.part} down${f.at === 'start' ? ' from the start' : ` during "${f.at}"`}`, f] as const))('%s', async (_f, fault) => {
     const reference = references.get(entry);
     if (!reference) throw new Error('the undisturbed run failed');
     await harness.fault(entry, fault, reference);

@@ -15,6 +15,8 @@ import type { FailoverResult } from '../../workflows/failover';
 import type { GaleraRecoverResult } from '../../workflows/galeraRecover';
 import type { ClusterHealthReport } from '../../workflows/health';
 import type { MigrateSchemaResult } from '../../workflows/migrateSchema';
+import type { RefreshNodeAddressesResult } from '../../workflows/refreshNodeAddresses';
+import type { RestoreDatabaseResult } from '../../workflows/restoreDatabase';
 import type { SwitchoverResult } from '../../workflows/switchover';
 import type { ClusterChangeResult } from '../../workflows/upgrade-engine';
 import { DRAIN_ANNOTATION, type VitessDrainResult } from '../../workflows/vitessDrain';
@@ -58,9 +60,9 @@ function etcd(): Etcd3 {
   return etcdClient;
 }
 
-async function statefulSet(name: string, replicas: number, image: string, container: string, autoReady: string): Promise<void> {
+async function statefulSet(name: string, replicas: number, image: string, container: string, autoReady: string, labels?: Record<string, string>): Promise<void> {
   const k = await kubernetes();
-  await createStatefulSet(k.admin, k.namespace, { name, replicas, image, container });
+  await createStatefulSet(k.admin, k.namespace, { name, replicas, image, container, labels });
   const node = k.kubelet.autoReady(k.namespace, autoReady, { neverReadyImage: /broken/ });
   k.stops.push(() => node.stop());
   await eventually(`${name} ready`, async () => ((await k.admin.apps.readNamespacedStatefulSet({ name, namespace: k.namespace })).status?.readyReplicas === replicas ? true : undefined));
@@ -373,16 +375,18 @@ const S3_PROFILE = (prefix: string) => `    s3:
       secretAccessKey: { env: DBR_LOCAL_S3_SECRET_KEY }
 `;
 
-// ------------------------------------------------------------------ upgradeCluster (etcd metadata, MinIO, the StatefulSet)
+// ------------------------------------------------------------------ upgradeCluster and downgradeCluster (etcd metadata, MinIO, the StatefulSet)
 
 const OLD = 'greptime/greptimedb:v0.11.0';
 const NEW = 'greptime/greptimedb:v0.12.0';
 
-function upgradeEntry(pathName: string, index: number, image: string, extra: Record<string, unknown>): Scenario<ClusterChangeResult> {
+/** A GreptimeDB-like cluster of its own: a StatefulSet, its metadata in etcd, its backups in MinIO. */
+function metadataCluster(index: number) {
   const cluster = `rel-upg-${index}-${run}`;
   const workload = `meta-${index}`;
   const prefix = `/dbr-rel-${run}-${index}/meta/`;
   const s3Prefix = `rel-upgrade-${run}-${index}/`;
+  const ledgerPrefix = `/__db_runbooks/migrations/${cluster}/`;
   const migration: EtcdMigrationSpec = {
     kind: 'etcd',
     version: '0.12.0',
@@ -392,17 +396,21 @@ function upgradeEntry(pathName: string, index: number, image: string, extra: Rec
       { op: 'delete', key: `${prefix}obsolete` },
     ],
   };
-  const keys = async () => new Map(Object.entries(await etcd().getAll().prefix(prefix).buffers()));
+  const keysUnder = async (p: string) => new Map(Object.entries(await etcd().getAll().prefix(p).buffers()));
   const workloadState = async () => {
     const k = await kubernetes();
     const sts = await k.admin.apps.readNamespacedStatefulSet({ name: workload, namespace: k.namespace });
     return { image: sts.spec!.template.spec!.containers[0]!.image!, replicas: sts.spec!.replicas! };
   };
-  const initial = new Map<string, Buffer>();
+  const beforeUpgrade = new Map<string, Buffer>();
   return {
-    runbook: 'upgradeCluster',
-    path: pathName,
     cluster,
+    s3Prefix,
+    migration,
+    beforeUpgrade,
+    keys: () => keysUnder(prefix),
+    ledger: () => keysUnder(ledgerPrefix),
+    workloadState,
     profiles: `  ${cluster}:
     namespace: NAMESPACE
     workload: { kind: StatefulSet, name: ${workload}, selector: app=${workload}, container: greptimedb }
@@ -410,60 +418,115 @@ function upgradeEntry(pathName: string, index: number, image: string, extra: Rec
 ${S3_PROFILE(s3Prefix)}    lock: { waitSeconds: 120, leaseSeconds: 30 }
     notify: { jsonWebhookUrl: WEBHOOK/json/${cluster} }
 `,
-    prepare: async () => {
+    create: async () => {
       await statefulSet(workload, 2, OLD, 'greptimedb', `app=${workload}`);
-      for (let i = 0; i < 50; i += 1) initial.set(`${prefix}catalog/t${i}`, Buffer.from(JSON.stringify({ id: i })));
-      initial.set(`${prefix}schema_version`, Buffer.from('1')).set(`${prefix}legacy/a`, Buffer.from([0, 1, 255])).set(`${prefix}obsolete`, Buffer.from('x'));
+      for (let i = 0; i < 50; i += 1) beforeUpgrade.set(`${prefix}catalog/t${i}`, Buffer.from(JSON.stringify({ id: i })));
+      beforeUpgrade.set(`${prefix}schema_version`, Buffer.from('1')).set(`${prefix}legacy/a`, Buffer.from([0, 1, 255])).set(`${prefix}obsolete`, Buffer.from('x'));
     },
-    setup: async () => {
+    /** The metadata, the migration ledger and the image a run starts from; backup objects other than `keep` deleted. */
+    reset: async (state: { metadata: Map<string, Buffer>; ledger: Map<string, Buffer>; image: string; keep?: ReadonlySet<string> }) => {
       await markNotifications(cluster);
       const k = await kubernetes();
       await etcd().delete().prefix(prefix);
-      await etcd().delete().prefix(`/__db_runbooks/migrations/${cluster}/`);
-      await Promise.all([...initial].map(([key, value]) => etcd().put(key).value(value).exec()));
-      for (const name of await objectsUnder(s3Prefix)) await s3().send(new DeleteObjectCommand({ Bucket: 'db-runbooks', Key: `${s3Prefix}${name}` }));
+      await etcd().delete().prefix(ledgerPrefix);
+      await Promise.all([...state.metadata, ...state.ledger].map(([key, value]) => etcd().put(key).value(value).exec()));
+      for (const name of await objectsUnder(s3Prefix)) {
+        if (!state.keep?.has(name)) await s3().send(new DeleteObjectCommand({ Bucket: 'db-runbooks', Key: `${s3Prefix}${name}` }));
+      }
       const sts = await workloadState();
-      if (sts.image !== OLD || sts.replicas !== 2) {
+      if (sts.image !== state.image || sts.replicas !== 2) {
         await k.admin.apps.patchNamespacedStatefulSet(
-          { name: workload, namespace: k.namespace, body: { spec: { replicas: 2, template: { spec: { containers: [{ name: 'greptimedb', image: OLD }] } } } } },
+          { name: workload, namespace: k.namespace, body: { spec: { replicas: 2, template: { spec: { containers: [{ name: 'greptimedb', image: state.image }] } } } } },
           setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
         );
       }
-      // Ready and rolled out: a rollout back to OLD still under way reads as degraded at the pre-flight.
+      // Ready and rolled out: a rollout still under way reads as degraded at the pre-flight.
       await eventually(`${workload} rolled out and ready`, async () => {
         const sts = await k.admin.apps.readNamespacedStatefulSet({ name: workload, namespace: k.namespace });
         const st = sts.status;
         return st?.readyReplicas === 2 && st.updatedReplicas === 2 && st.currentRevision === st.updateRevision && (st.observedGeneration ?? 0) >= (sts.metadata?.generation ?? 0) ? true : undefined;
       });
     },
-    input: () => ({ cluster, targetImage: image, migration, rolloutTimeoutSeconds: 20, ...extra }),
-    outcome: (r) => r.outcome,
-    finalState: async () => {
-      const now = await keys();
-      const expected = pathName === 'success' ? applyMigration(initial, migration.steps) : initial;
+    /** Which keys differ from the expected metadata, as a user would compare them byte for byte. */
+    metadataAs: async (expected: Map<string, Buffer>) => {
+      const now = await keysUnder(prefix);
       const differing = [...new Set([...now.keys(), ...expected.keys()])].filter((k) => !now.get(k)?.equals(expected.get(k) ?? Buffer.alloc(0)) || !expected.has(k));
-      return { metadata: differing.length === 0 ? `as expected (${now.size} keys)` : `differs at ${differing.join(', ')}`, workload: await workloadState() };
+      return differing.length === 0 ? `as expected (${now.size} keys)` : `differs at ${differing.join(', ')}`;
     },
     // One backup object and one manifest however often a step ran; the migration ledger once or cleared.
     sideEffects: async () => ({
       backupObjects: (await objectsUnder(s3Prefix)).length,
-      ledgerEntries: (await etcd().getAll().prefix(`/__db_runbooks/migrations/${cluster}/`).keys()).length,
+      ledgerEntries: (await etcd().getAll().prefix(ledgerPrefix).keys()).length,
       scratchKeys: (await etcd().getAll().prefix(`/__db_runbooks/scratch/${cluster}/`).keys()).length,
       notifications: notificationsSinceSetup(cluster),
     }),
+    cleanup: async () => {
+      await etcd().delete().prefix(prefix.slice(0, prefix.indexOf('/meta/') + 1));
+      await etcd().delete().prefix(ledgerPrefix);
+    },
+  };
+}
+
+function upgradeEntry(pathName: string, index: number, image: string, extra: Record<string, unknown>): Scenario<ClusterChangeResult> {
+  const c = metadataCluster(index);
+  return {
+    runbook: 'upgradeCluster',
+    path: pathName,
+    cluster: c.cluster,
+    profiles: c.profiles,
+    prepare: c.create,
+    setup: () => c.reset({ metadata: c.beforeUpgrade, ledger: new Map(), image: OLD }),
+    // Room for the StatefulSet controller to catch up after the API server's outage during the deploy.
+    input: () => ({ cluster: c.cluster, targetImage: image, migration: c.migration, rolloutTimeoutSeconds: 120, ...extra }),
+    outcome: (r) => r.outcome,
+    finalState: async () => ({
+      metadata: await c.metadataAs(pathName === 'success' ? applyMigration(c.beforeUpgrade, c.migration.steps) : c.beforeUpgrade),
+      workload: await c.workloadState(),
+    }),
+    sideEffects: c.sideEffects,
     // The boundaries where a repeated side effect would show: the started notification, the backup,
     // the migration, the deploy, the final manifest.
     crashAt: (b) => ['sendNotification#1', 'dumpMetadata#1', 'snapshotEtcdToS3#1', 'applyEtcdMigration#1', 'setWorkloadImage#1', 'writeUpgradeManifest#2'].includes(b),
-    cleanup: async () => {
-      await etcd().delete().prefix(prefix.slice(0, prefix.indexOf('/meta/') + 1));
-      await etcd().delete().prefix(`/__db_runbooks/migrations/${cluster}/`);
-    },
+    cleanup: c.cleanup,
   };
 }
 
 export const upgradeSuccess = upgradeEntry('success', 0, NEW, {});
 /** Pods of the new image never become ready: the deploy times out and everything is rolled back. */
 export const upgradeRollback = upgradeEntry('rollback', 1, `${NEW}-broken`, { rolloutTimeoutSeconds: 6 });
+
+/**
+ * Undoes an upgrade made once in prepare: every run starts from the upgraded cluster (its metadata,
+ * ledger and image as the upgrade left them, the upgrade's backup in place) and ends with the
+ * metadata byte for byte as before the upgrade and the old image.
+ */
+export const downgradeSuccess: Scenario<ClusterChangeResult> = (() => {
+  const c = metadataCluster(2);
+  let upgradeWorkflowId = '';
+  const upgraded = { metadata: new Map<string, Buffer>(), ledger: new Map<string, Buffer>(), keep: new Set<string>() };
+  return {
+    runbook: 'downgradeCluster',
+    path: 'success',
+    cluster: c.cluster,
+    profiles: c.profiles,
+    prepare: async ({ execute }) => {
+      await c.create();
+      await c.reset({ metadata: c.beforeUpgrade, ledger: new Map(), image: OLD });
+      upgradeWorkflowId = await execute('upgradeCluster', { cluster: c.cluster, targetImage: NEW, migration: c.migration, rolloutTimeoutSeconds: 20 });
+      upgraded.metadata = await c.keys();
+      upgraded.ledger = await c.ledger();
+      upgraded.keep = new Set(await objectsUnder(c.s3Prefix));
+    },
+    setup: () => c.reset({ ...upgraded, image: NEW }),
+    input: () => ({ cluster: c.cluster, upgradeWorkflowId, rolloutTimeoutSeconds: 20 }),
+    outcome: (r) => r.outcome,
+    finalState: async () => ({ metadata: await c.metadataAs(c.beforeUpgrade), workload: await c.workloadState() }),
+    sideEffects: c.sideEffects,
+    // What the upgrade entry does not cover already: the backup of the upgraded state, the restore, the ledger, the deploy.
+    crashAt: (b) => ['dumpMetadata#1', 'restoreMetadata#1', 'clearMigrationLedger#1', 'setWorkloadImage#1'].includes(b),
+    cleanup: c.cleanup,
+  };
+})();
 
 // ------------------------------------------------------------------ backups (MariaDB and etcd to MinIO)
 
@@ -530,6 +593,110 @@ ${LOCAL_MARIADB}${S3_PROFILE(dbBackupPrefix)}    backup: { databases: [${dbBacku
   crashAt: (b) => ['dumpDatabases#1', 'verifyBackup#1', 'writeBackupManifest#1', 'applyBackupRetention#1'].includes(b),
   cleanup: async () => {
     await sql(3310, `DROP DATABASE IF EXISTS ${dbBackupDatabase}`);
+  },
+};
+
+// ------------------------------------------------------------------ restoreDatabase (a backup made in prepare, into another database)
+
+const restoreCluster = `rel-restore-${run}`;
+const restorePrefix = `rel-restore-${run}/`;
+const restoreSource = `rel_restore_${run}`;
+const restoreTarget = `${restoreSource}_copy`;
+
+async function tableChecksum(database: string): Promise<{ rows: number; checksum: string } | null> {
+  const [exists] = await sql<{ n: number }>(3310, 'SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?', [database]);
+  if (Number(exists?.n) === 0) return null;
+  const [count] = await sql<{ n: number }>(3310, `SELECT COUNT(*) AS n FROM ${database}.orders`);
+  const [sum] = await sql<{ Checksum: number }>(3310, `CHECKSUM TABLE ${database}.orders`);
+  return { rows: Number(count?.n), checksum: String(sum?.Checksum) };
+}
+
+export const restoreDatabaseSuccess: Scenario<RestoreDatabaseResult> = {
+  runbook: 'restoreDatabase',
+  path: 'success',
+  cluster: restoreCluster,
+  profiles: `  ${restoreCluster}:
+${LOCAL_MARIADB}${S3_PROFILE(restorePrefix)}    backup: { databases: [${restoreSource}], verifyEvery: 1 }
+    lock: { waitSeconds: 60, leaseSeconds: 30 }
+`,
+  prepare: async ({ execute }) => {
+    await sql(3310, `CREATE DATABASE IF NOT EXISTS ${restoreSource}`);
+    await sql(3310, `CREATE TABLE IF NOT EXISTS ${restoreSource}.orders (id INT PRIMARY KEY, note VARCHAR(64))`);
+    await sql(3310, `INSERT IGNORE INTO ${restoreSource}.orders SELECT seq, CONCAT('order ', seq) FROM ${restoreSource}.seq_1_to_5000`);
+    await execute('backupDatabase', { cluster: restoreCluster });
+  },
+  setup: async () => {
+    await sql(3310, `DROP DATABASE IF EXISTS ${restoreTarget}`);
+  },
+  input: () => ({ cluster: restoreCluster, targetDatabase: restoreTarget }),
+  outcome: (r) => `restored ${r.restore.tables} table(s), ${r.restore.rows} row(s)`,
+  // The copy holds what the backup holds: the source's rows and CHECKSUM TABLE.
+  finalState: async () => ({ source: await tableChecksum(restoreSource), copy: await tableChecksum(restoreTarget) }),
+  crashAt: (b) => ['checkRestoreTarget#1', 'restoreBackup#1'].includes(b),
+  cleanup: async () => {
+    await sql(3310, `DROP DATABASE IF EXISTS ${restoreTarget}`);
+    await sql(3310, `DROP DATABASE IF EXISTS ${restoreSource}`);
+  },
+};
+
+// ------------------------------------------------------------------ refreshNodeAddresses (a StatefulSet, an SQL catalog in the standalone MariaDB)
+
+const refreshCluster = `rel-refresh-${run}`;
+const refreshDatabase = `rel_catalog_${run}`;
+const CATALOG_PORT = 5432;
+
+async function podAddresses(app: string): Promise<Record<string, string>> {
+  const k = await kubernetes();
+  const pods = await k.admin.core.listNamespacedPod({ namespace: k.namespace, labelSelector: `app=${app}` });
+  return Object.fromEntries(pods.items.map((p) => [p.metadata!.name!, `${p.status?.podIP ?? ''}:${CATALOG_PORT}`] as const).sort(([a], [b]) => a.localeCompare(b)));
+}
+
+async function catalog(): Promise<Record<string, string>> {
+  const rows = await sql<{ node: string; host: string; port: number }>(3310, `SELECT node_name AS node, node_host AS host, node_port AS port FROM ${refreshDatabase}.pgxc_node ORDER BY node_name`);
+  return Object.fromEntries(rows.map((r) => [r.node, `${r.host}:${r.port}`]));
+}
+
+/** A catalog of three nodes registered at an address none of the pods has: every row is rewritten once per run. */
+export const refreshNodeAddressesSuccess: Scenario<RefreshNodeAddressesResult> = {
+  runbook: 'refreshNodeAddresses',
+  path: 'success',
+  cluster: refreshCluster,
+  profiles: `  ${refreshCluster}:
+    namespace: NAMESPACE
+    workload: { kind: StatefulSet, name: addr, selector: app=addr, container: antdb, roleLabel: role }
+${LOCAL_MARIADB}    addressRefresh:
+      registry: { kind: sql, database: ${refreshDatabase}, table: pgxc_node, columns: { name: node_name, host: node_host, port: node_port, role: node_role } }
+      port: ${CATALOG_PORT}
+      quietSeconds: 0
+      waitForAddressSeconds: 30
+      watch: false
+    lock: { waitSeconds: 60, leaseSeconds: 30 }
+`,
+  prepare: async () => {
+    await statefulSet('addr', 3, 'antdb:7.2', 'antdb', 'app=addr', { role: 'member' });
+    await sql(3310, `CREATE DATABASE IF NOT EXISTS ${refreshDatabase}`);
+    await sql(3310, `CREATE TABLE IF NOT EXISTS ${refreshDatabase}.pgxc_node (node_name VARCHAR(200) PRIMARY KEY, node_host VARCHAR(64) NOT NULL, node_port INT NOT NULL, node_role VARCHAR(32))`);
+    // Every address ever written: a write repeated after a crash shows here.
+    await sql(3310, `CREATE TABLE IF NOT EXISTS ${refreshDatabase}.audit (node_name VARCHAR(200), node_host VARCHAR(64))`);
+    await sql(3310, `CREATE TRIGGER IF NOT EXISTS ${refreshDatabase}.pgxc_node_audit AFTER UPDATE ON ${refreshDatabase}.pgxc_node FOR EACH ROW INSERT INTO ${refreshDatabase}.audit VALUES (NEW.node_name, NEW.node_host)`);
+  },
+  setup: async () => {
+    await sql(3310, `DELETE FROM ${refreshDatabase}.pgxc_node`);
+    await sql(3310, `DELETE FROM ${refreshDatabase}.audit`);
+    for (const pod of Object.keys(await podAddresses('addr'))) {
+      await sql(3310, `INSERT INTO ${refreshDatabase}.pgxc_node VALUES (?, '10.255.0.1', ?, 'member')`, [pod, CATALOG_PORT]);
+    }
+  },
+  input: () => ({ cluster: refreshCluster, reason: 'reliability suite' }),
+  // Updated by this run, in its first attempt or its retry (which finds them already done).
+  outcome: (r) => `${new Set(r.rounds.flatMap((round) => [...round.applied, ...round.alreadyDone])).size} address(es) brought in line`,
+  finalState: async () => {
+    const [pods, registered] = await Promise.all([podAddresses('addr'), catalog()]);
+    return { catalogMatchesPods: JSON.stringify(pods) === JSON.stringify(registered), nodes: Object.keys(registered) };
+  },
+  sideEffects: async () => ({ addressWrites: Number((await sql<{ n: number }>(3310, `SELECT COUNT(*) AS n FROM ${refreshDatabase}.audit`))[0]?.n) }),
+  cleanup: async () => {
+    await sql(3310, `DROP DATABASE IF EXISTS ${refreshDatabase}`);
   },
 };
 
