@@ -29,15 +29,27 @@ function backupFolder(target: S3Target, cluster: string, id: string): string {
   return `${etcdBackupRoot(target, cluster)}${id}/`;
 }
 
-async function keysUnder(target: S3Target, prefix: string): Promise<string[]> {
-  const keys: string[] = [];
+async function objectsUnder(target: S3Target, prefix: string): Promise<{ key: string; lastModified: number }[]> {
+  const objects: { key: string; lastModified: number }[] = [];
   let token: string | undefined;
   do {
     const page = await target.client.send(new ListObjectsV2Command({ Bucket: target.bucket, Prefix: prefix, ContinuationToken: token }));
-    for (const o of page.Contents ?? []) if (o.Key) keys.push(o.Key);
+    for (const o of page.Contents ?? []) if (o.Key) objects.push({ key: o.Key, lastModified: o.LastModified?.getTime() ?? 0 });
     token = page.NextContinuationToken;
   } while (token);
-  return keys;
+  return objects;
+}
+
+async function keysUnder(target: S3Target, prefix: string): Promise<string[]> {
+  return (await objectsUnder(target, prefix)).map((o) => o.key);
+}
+
+async function deleteKeys(target: S3Target, keys: readonly string[]): Promise<void> {
+  for (let i = 0; i < keys.length; i += 1000) {
+    const batch = keys.slice(i, i + 1000);
+    const result = await target.client.send(new DeleteObjectsCommand({ Bucket: target.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }));
+    if (result.Errors?.length) throw new Error(`could not delete ${result.Errors.map((e) => `${e.Key ?? '?'}: ${e.Code ?? '?'}`).join(', ')}`);
+  }
 }
 
 export function createEtcdBackupCatalogActivities(deps: { s3: S3Connector }) {
@@ -81,18 +93,38 @@ export function createEtcdBackupCatalogActivities(deps: { s3: S3Connector }) {
         for (const id of ids) {
           const folder = backupFolder(target, cluster, id);
           const keys = await keysUnder(target, folder);
-          const manifest = keys.filter((k) => k.endsWith('/manifest.json'));
-          const rest = keys.filter((k) => !k.endsWith('/manifest.json'));
-          for (const batch of [manifest, rest]) {
-            for (let i = 0; i < batch.length; i += 1000) {
-              const result = await target.client.send(new DeleteObjectsCommand({ Bucket: target.bucket, Delete: { Objects: batch.slice(i, i + 1000).map((Key) => ({ Key })), Quiet: true } }));
-              if (result.Errors?.length) throw new Error(`could not delete ${result.Errors.map((e) => `${e.Key ?? '?'}: ${e.Code ?? '?'}`).join(', ')}`);
-              deletedObjects += batch.slice(i, i + 1000).length;
-            }
-          }
+          await deleteKeys(target, keys.filter((k) => k.endsWith('/manifest.json')));
+          await deleteKeys(target, keys.filter((k) => !k.endsWith('/manifest.json')));
+          deletedObjects += keys.length;
           log.info('etcd backup deleted', { cluster, id, objects: keys.length });
         }
         return { deletedObjects };
+      });
+    },
+
+    /**
+     * Deletes the folders of runs that died before their manifest (never offered for a restore, but
+     * a whole snapshot each) once their newest object is older than `olderThan`; never the current
+     * run's. The age keeps a run still writing, on another worker, out of reach.
+     */
+    async deleteAbandonedEtcdBackups({ cluster, currentId, olderThan }: { cluster: string; currentId: string; olderThan: string }): Promise<{ deleted: string[] }> {
+      return withTarget(cluster, async (target) => {
+        const root = etcdBackupRoot(target, cluster);
+        const folders = new Map<string, { keys: string[]; newest: number }>();
+        for (const o of await objectsUnder(target, root)) {
+          const id = o.key.slice(root.length).split('/')[0]!;
+          const folder = folders.get(id) ?? { keys: [], newest: 0 };
+          folder.keys.push(o.key);
+          folder.newest = Math.max(folder.newest, o.lastModified);
+          folders.set(id, folder);
+        }
+        const limit = Date.parse(olderThan);
+        const abandoned = [...folders].filter(([id, f]) => id !== currentId && !f.keys.includes(`${root}${id}/manifest.json`) && f.newest < limit);
+        for (const [id, f] of abandoned) {
+          await deleteKeys(target, f.keys);
+          log.info('abandoned etcd backup deleted', { cluster, id, objects: f.keys.length });
+        }
+        return { deleted: abandoned.map(([id]) => id).sort() };
       });
     },
   };

@@ -3,7 +3,7 @@
 // profile's retention applied, in place of a CronJob running `etcdctl snapshot save` into a volume
 // nobody looks at. Meant for a Schedule: a run that finds the cluster locked by another runbook (an
 // upgrade stopping the service) is skipped and recorded, not queued for hours.
-import { ApplicationFailure, CancellationScope, isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, isCancellation, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { EtcdBackupManifestBase } from '../activities/backup-catalog';
 import { backupCatalog, lookup, metadataIo } from './activity-profiles';
@@ -34,14 +34,17 @@ export interface BackupEtcdResult {
   cluster: string;
   outcome: 'backed up' | 'skipped';
   backup?: EtcdBackupManifest;
-  retention?: { kept: string[]; deleted: string[] };
+  /** deleted: expired by the retention policy; abandoned: folders of runs that died before their manifest, more than a day old. */
+  retention?: { kept: string[]; deleted: string[]; abandoned: string[] };
   summary: string;
 }
 
 const FIELDS = ['cluster', 'whenLocked', 'lockWaitSeconds'];
+/** A folder without a manifest this old belongs to a run that died: as for database backups. */
+const ABANDONED_AFTER_MS = 24 * 3600 * 1000;
 
 const { describeCluster } = proxyActivities<Activities>(lookup);
-const { writeEtcdBackupManifest, listEtcdBackups, deleteEtcdBackups } = proxyActivities<Activities>(backupCatalog);
+const { writeEtcdBackupManifest, listEtcdBackups, deleteEtcdBackups, deleteAbandonedEtcdBackups } = proxyActivities<Activities>(backupCatalog);
 const { snapshotEtcdToS3 } = proxyActivities<Activities>(metadataIo);
 
 export async function backupEtcd(input: BackupEtcdInput): Promise<BackupEtcdResult> {
@@ -89,8 +92,14 @@ export async function backupEtcd(input: BackupEtcdInput): Promise<BackupEtcdResu
           const decision = planRetention(await listEtcdBackups({ cluster }), plan.backup?.retention ?? { daily: 7, weekly: 4 });
           if (!decision.keep.some((k) => k.id === id)) throw ApplicationFailure.nonRetryable(`retention would delete the backup just taken (${id}): refusing`, 'RetentionRefused');
           if (decision.expire.length) await deleteEtcdBackups({ cluster, ids: decision.expire });
-          return { kept: decision.keep.map((k) => k.id), deleted: decision.expire };
-        }, (r) => `kept ${r.kept.length}, deleted ${r.deleted.length}${r.deleted.length ? `: ${r.deleted.join(', ')}` : ''}`);
+          // Runs recorded before the sweep existed replay without it.
+          const abandoned = patched('delete-abandoned-etcd-backups')
+            ? (await deleteAbandonedEtcdBackups({ cluster, currentId: id, olderThan: new Date(Date.now() - ABANDONED_AFTER_MS).toISOString() })).deleted
+            : [];
+          return { kept: decision.keep.map((k) => k.id), deleted: decision.expire, abandoned };
+        }, (r) =>
+          `kept ${r.kept.length}, deleted ${r.deleted.length}${r.deleted.length ? `: ${r.deleted.join(', ')}` : ''}${r.abandoned.length ? `; removed ${r.abandoned.length} never finished: ${r.abandoned.join(', ')}` : ''}`,
+        );
         return { manifest, retention };
       },
     );
@@ -103,7 +112,9 @@ export async function backupEtcd(input: BackupEtcdInput): Promise<BackupEtcdResu
       return { cluster, outcome: 'skipped', summary };
     }
     const { manifest, retention } = held.value;
-    const summary = `etcd of ${cluster} backed up: ${manifest.bytes} bytes at revision ${manifest.revision} to ${manifest.objectKey}; ${retention.deleted.length} expired backup(s) deleted, ${retention.kept.length} kept`;
+    const summary = `etcd of ${cluster} backed up: ${manifest.bytes} bytes at revision ${manifest.revision} to ${manifest.objectKey}; ${retention.deleted.length} expired backup(s) deleted, ${retention.kept.length} kept${
+      retention.abandoned.length ? `, ${retention.abandoned.length} never finished removed` : ''
+    }`;
     tracker.finish('succeeded', summary);
     return { cluster, outcome: 'backed up', backup: manifest, retention, summary };
   } catch (err) {

@@ -7,11 +7,13 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { MockActivityEnvironment, type TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger } from '@temporalio/worker';
 import { Etcd3 } from 'etcd3';
+import type { Activities } from '../../activities';
 import { backupEtcd } from '../../workflows';
 import type { BackupEtcdInput, BackupEtcdResult } from '../../workflows/backupEtcd';
 import { getProgressQuery } from '../../workflows/definitions';
@@ -28,6 +30,7 @@ const catalog = `${s3Prefix}etcd-backups/${cluster}/`;
 
 let env: TestWorkflowEnvironment;
 let worker: RunningWorker;
+let activities: Activities;
 let etcd: Etcd3;
 let s3: S3Client;
 let webhook: RecordingWebhook;
@@ -54,7 +57,8 @@ beforeAll(async () => {
     s3: { endpoint: http://127.0.0.1:9000, bucket: db-runbooks, prefix: ${s3Prefix}, forcePathStyle: true }
     notify: { jsonWebhookUrl: ${webhook.url}/json/${cluster}-broken }
 `;
-  worker = await startWorker(env, realActivities(env, testProfiles(profile)));
+  activities = realActivities(env, testProfiles(profile));
+  worker = await startWorker(env, activities);
 });
 
 afterAll(async () => {
@@ -140,6 +144,25 @@ test('retention deletes exactly the expired backups and never an unfinished one 
   expect(result.retention!.kept).toEqual([`backupEtcd_${cluster}_second`, 'night-1']);
   expect(result.retention!.deleted.sort()).toEqual([`backupEtcd_${cluster}_first`, 'night-2', 'night-20', 'night-3', 'night-9'].sort());
   expect(await keysUnder(catalog)).toEqual([`backupEtcd_${cluster}_second/manifest.json`, `backupEtcd_${cluster}_second/snapshot.db`, 'night-1/manifest.json', 'night-1/snapshot.db', 'unfinished/snapshot.db.partial']);
+});
+
+test('a folder without a manifest is removed once it is more than a day old, never the current run\'s or a finished backup', async () => {
+  // MinIO cannot date an object back, so the activity is asked as it would be tomorrow.
+  const sweep = (olderThan: string) =>
+    new MockActivityEnvironment({}, { logger: new DefaultLogger('ERROR') }).run((input: Parameters<Activities['deleteAbandonedEtcdBackups']>[0]) => activities.deleteAbandonedEtcdBackups(input), { cluster, currentId: 'current', olderThan });
+  await s3.send(new PutObjectCommand({ Bucket: 'db-runbooks', Key: `${catalog}died/snapshot.db`, Body: 'a snapshot whose run died' }));
+  await s3.send(new PutObjectCommand({ Bucket: 'db-runbooks', Key: `${catalog}current/snapshot.db`, Body: 'still being written' }));
+  const before = await keysUnder(catalog);
+  expect(before).toEqual(expect.arrayContaining(['died/snapshot.db', 'current/snapshot.db', 'unfinished/snapshot.db.partial', `backupEtcd_${cluster}_second/manifest.json`]));
+
+  // Today, with the workflow's limit of a day: all too young.
+  expect(await sweep(new Date(Date.now() - 86_400_000).toISOString())).toEqual({ deleted: [] });
+  expect(await keysUnder(catalog)).toEqual(before);
+
+  // A day and a minute later: the two unfinished folders go, the current run's and the finished backups stay.
+  expect(await sweep(new Date(Date.now() + 60_000).toISOString())).toEqual({ deleted: ['died', 'unfinished'] });
+  expect(await keysUnder(catalog)).toEqual(before.filter((k) => !k.startsWith('died/') && !k.startsWith('unfinished/')));
+  await s3.send(new DeleteObjectCommand({ Bucket: 'db-runbooks', Key: `${catalog}current/snapshot.db` }));
 });
 
 test.each([
