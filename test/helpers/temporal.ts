@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as proto from '@temporalio/proto';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { MockActivityEnvironment, TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { createActivities, createConnectors, type Activities } from '../../activities';
 import { createKubernetesActivities, type KubernetesClientSource } from '../../activities/kubernetes';
@@ -144,3 +144,7 @@ export async function startWorker(env: TestWorkflowEnvironment, activities: Acti
   };
 }
 
+/** Runs fn as an activity would run (its context, heartbeats, logger), without a worker: an activity called directly against the real servers. */
+export function inActivity<R>(fn: () => Promise<R>, environment = new MockActivityEnvironment({}, { logger: new DefaultLogger('ERROR') })): Promise<R> {
+  return environment.run(fn);
+}

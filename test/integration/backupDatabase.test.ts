@@ -8,12 +8,13 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Connection } from 'mysql2/promise';
+import type { Activities } from '../../activities';
 import type { BackupManifest } from '../../activities/backup';
 import type { BackupDatabaseResult } from '../../workflows/backupDatabase';
 import { getLockStateQuery, getProgressQuery, lockWorkflowId, searchAttributes } from '../../workflows/definitions';
 import type { RestoreDatabaseResult } from '../../workflows/restoreDatabase';
 import { backupClusterYaml, BUCKET, connectMariadb, listKeys, readManifest, s3Client, tableFacts } from '../helpers/backup';
-import { realActivities, startTemporal, startWorker, testProfiles, type RunningWorker } from '../helpers/temporal';
+import { inActivity, realActivities, startTemporal, startWorker, testProfiles, type RunningWorker } from '../helpers/temporal';
 
 const run = randomUUID().slice(0, 8);
 const database = `bk_${run}`;
@@ -25,6 +26,7 @@ const retentionPrefix = `test-backup-retention-${run}/`;
 
 let env: TestWorkflowEnvironment;
 let worker: RunningWorker;
+let activities: Activities;
 let sql: Connection;
 let s3: S3Client;
 
@@ -44,7 +46,8 @@ beforeAll(async () => {
       backupClusterYaml(retentionCluster, retentionPrefix, `{ databases: [${database}], verifyEvery: 0, retention: { daily: 2, weekly: 2 } }`),
   );
   env = await startTemporal();
-  worker = await startWorker(env, realActivities(env, profiles));
+  activities = realActivities(env, profiles);
+  worker = await startWorker(env, activities);
 });
 
 afterAll(async () => {
@@ -162,4 +165,17 @@ test('retention deletes exactly the expired backups and never the newest verifie
       result.databases![0]!.objectKey, result.manifestKey!,
     ].sort(),
   );
+});
+
+test('objects without a manifest are removed once they are more than a day old, never the current run\'s', async () => {
+  const base = `${retentionPrefix}backups/${retentionCluster}/`;
+  for (const id of ['died', 'current']) await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: `${base}${id}/${database}.sql.gz`, Body: 'half a dump' }));
+  const before = await listKeys(s3, retentionPrefix);
+  // MinIO cannot date an object back, so the activity is asked as it would be in a day and a minute.
+  const retention = (now: Date) =>
+    inActivity(() => activities.applyBackupRetention({ cluster: retentionCluster, policy: { daily: 2, weekly: 2 }, currentId: 'current', now: now.toISOString() }));
+  expect((await retention(new Date())).deleted).toEqual([]);
+  expect(await listKeys(s3, retentionPrefix)).toEqual(before);
+  expect((await retention(new Date(Date.now() + 86_400_000 + 60_000))).deleted).toEqual(['died']);
+  expect(await listKeys(s3, retentionPrefix)).toEqual(before.filter((k) => !k.startsWith(`${base}died/`)));
 });

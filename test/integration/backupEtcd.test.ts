@@ -10,15 +10,14 @@ import { promisify } from 'node:util';
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { MockActivityEnvironment, type TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger } from '@temporalio/worker';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Etcd3 } from 'etcd3';
 import type { Activities } from '../../activities';
 import { backupEtcd } from '../../workflows';
 import type { BackupEtcdInput, BackupEtcdResult } from '../../workflows/backupEtcd';
 import { getProgressQuery } from '../../workflows/definitions';
 import { eventually } from '../helpers/kubernetes';
-import { realActivities, startTemporal, startWorker, testProfiles, type RunningWorker } from '../helpers/temporal';
+import { inActivity, realActivities, startTemporal, startWorker, testProfiles, type RunningWorker } from '../helpers/temporal';
 import { startRecordingWebhook, type RecordingWebhook } from '../helpers/webhook';
 import { s3Client } from '../helpers/backup';
 
@@ -148,8 +147,7 @@ test('retention deletes exactly the expired backups and never an unfinished one 
 
 test('a folder without a manifest is removed once it is more than a day old, never the current run\'s or a finished backup', async () => {
   // MinIO cannot date an object back, so the activity is asked as it would be tomorrow.
-  const sweep = (olderThan: string) =>
-    new MockActivityEnvironment({}, { logger: new DefaultLogger('ERROR') }).run((input: Parameters<Activities['deleteAbandonedEtcdBackups']>[0]) => activities.deleteAbandonedEtcdBackups(input), { cluster, currentId: 'current', olderThan });
+  const sweep = (olderThan: string) => inActivity(() => activities.deleteAbandonedEtcdBackups({ cluster, currentId: 'current', olderThan }));
   await s3.send(new PutObjectCommand({ Bucket: 'db-runbooks', Key: `${catalog}died/snapshot.db`, Body: 'a snapshot whose run died' }));
   await s3.send(new PutObjectCommand({ Bucket: 'db-runbooks', Key: `${catalog}current/snapshot.db`, Body: 'still being written' }));
   const before = await keysUnder(catalog);

@@ -10,7 +10,7 @@ import { DefaultLogger } from '@temporalio/worker';
 import { FENCED_ANNOTATION } from '../../activities/nodes';
 import { ADMIN_KUBECONFIG, adminClients, createTestNamespace, deleteTestNamespace, type AdminClients } from '../helpers/kubernetes';
 import { REPO_ROOT } from '../helpers/stack';
-import { serverActivities, testProfiles, type ServerActivities } from '../helpers/temporal';
+import { inActivity, serverActivities, testProfiles, type ServerActivities } from '../helpers/temporal';
 
 const marker = path.join(mkdtempSync(path.join(os.tmpdir(), 'dbr-node-control-')), 'finished');
 let admin: AdminClients;
@@ -52,10 +52,6 @@ clusters:
 afterAll(async () => {
   if (namespace) await deleteTestNamespace(admin, namespace);
 });
-
-function inActivity<R>(fn: () => Promise<R>, environment = new MockActivityEnvironment({}, { logger: new DefaultLogger('ERROR') })): Promise<R> {
-  return environment.run(fn);
-}
 
 async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
   const err = await promise.then(() => new Error('expected a failure'), (e: unknown) => e);
