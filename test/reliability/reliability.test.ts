@@ -45,7 +45,7 @@ const ENTRIES: { entry: Scenario<never>; crash: 'all' | 'side effects' | 'none';
       { part: 'minio', at: 'start', downSeconds: 0, expect: 'down' },
     ],
   },
-  { entry: vitessDrainSuccess, crash: 'side effects', faults: [] },
+  { entry: vitessDrainSuccess, crash: 'side effects', faults: [{ part: 'kube-apiserver', at: 'start', downSeconds: 3 }] },
   { entry: vitessDrainTimeout, crash: 'none', faults: [] },
   // Crashes wait for a setup that switches the pair back: restorePair() cannot after a successful switchover (MASTER_GTID_WAIT on the old primary's own GTIDs).
   { entry: switchoverSuccess, crash: 'none', faults: [{ part: 'replica', at: 'start', downSeconds: 2 }] },
@@ -69,9 +69,30 @@ const ENTRIES: { entry: Scenario<never>; crash: 'all' | 'side effects' | 'none';
     ],
   },
   { entry: upgradeRollback, crash: 'none', faults: [] },
-  { entry: backupEtcdSuccess, crash: 'all', faults: [{ part: 'minio', at: 'snapshot', downSeconds: 3 }] },
-  { entry: backupDatabaseSuccess, crash: 'all', faults: [] },
-  { entry: restoreDatabaseSuccess, crash: 'side effects', faults: [{ part: 'minio', at: 'start', downSeconds: 3 }] },
+  {
+    entry: backupEtcdSuccess,
+    crash: 'all',
+    faults: [
+      { part: 'minio', at: 'snapshot', downSeconds: 3 },
+      { part: 'etcd', at: 'start', downSeconds: 2 },
+    ],
+  },
+  {
+    entry: backupDatabaseSuccess,
+    crash: 'all',
+    faults: [
+      { part: 'mariadb', at: 'start', downSeconds: 3 },
+      { part: 'minio', at: 'start', downSeconds: 3 },
+    ],
+  },
+  {
+    entry: restoreDatabaseSuccess,
+    crash: 'side effects',
+    faults: [
+      { part: 'minio', at: 'start', downSeconds: 3 },
+      { part: 'mariadb', at: 'start', downSeconds: 3 },
+    ],
+  },
   { entry: downgradeSuccess, crash: 'side effects', faults: [{ part: 'etcd', at: 'back up metadata', downSeconds: 2 }] },
   {
     entry: refreshNodeAddressesSuccess,

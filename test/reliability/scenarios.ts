@@ -632,6 +632,11 @@ ${LOCAL_MARIADB}${S3_PROFILE(restorePrefix)}    backup: { databases: [${restoreS
   outcome: (r) => `restored ${r.restore.tables} table(s), ${r.restore.rows} row(s)`,
   // The copy holds what the backup holds: the source's rows and CHECKSUM TABLE.
   finalState: async () => ({ source: await tableChecksum(restoreSource), copy: await tableChecksum(restoreTarget) }),
+  // A restore writes one database and nothing to the bucket.
+  sideEffects: async () => ({
+    databases: (await sql<{ s: string }>(3310, 'SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ?', [`${restoreSource}%`])).length,
+    backupObjects: (await objectsUnder(restorePrefix)).length,
+  }),
   crashAt: (b) => ['checkRestoreTarget#1', 'restoreBackup#1'].includes(b),
   cleanup: async () => {
     await sql(3310, `DROP DATABASE IF EXISTS ${restoreTarget}`);
