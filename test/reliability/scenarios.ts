@@ -522,8 +522,8 @@ export const downgradeSuccess: Scenario<ClusterChangeResult> = (() => {
     outcome: (r) => r.outcome,
     finalState: async () => ({ metadata: await c.metadataAs(c.beforeUpgrade), workload: await c.workloadState() }),
     sideEffects: c.sideEffects,
-    // What the upgrade entry does not cover already: the backup of the upgraded state, the restore, the ledger, the deploy.
-    crashAt: (b) => ['dumpMetadata#1', 'restoreMetadata#1', 'clearMigrationLedger#1', 'setWorkloadImage#1'].includes(b),
+    // What the upgrade entry does not cover already (its backup and deploy are the same steps): the metadata restore and the ledger.
+    crashAt: (b) => ['restoreMetadata#1', 'clearMigrationLedger#1'].includes(b),
     cleanup: c.cleanup,
   };
 })();
@@ -700,6 +700,8 @@ ${LOCAL_MARIADB}    addressRefresh:
     return { catalogMatchesPods: JSON.stringify(pods) === JSON.stringify(registered), nodes: Object.keys(registered) };
   },
   sideEffects: async () => ({ addressWrites: Number((await sql<{ n: number }>(3310, `SELECT COUNT(*) AS n FROM ${refreshDatabase}.audit`))[0]?.n) }),
+  // The catalog write; a crash after the lock request is the same code as in the vitessDrain and migrateSchema entries.
+  crashAt: (b) => b === 'applyAddressUpdates#1',
   cleanup: async () => {
     await sql(3310, `DROP DATABASE IF EXISTS ${refreshDatabase}`);
   },
