@@ -44,6 +44,20 @@ async function keysUnder(target: S3Target, prefix: string): Promise<string[]> {
   return (await objectsUnder(target, prefix)).map((o) => o.key);
 }
 
+/** The catalog's folders by backup id: their keys, whether the manifest is among them, and when the newest was written. */
+async function foldersUnder(target: S3Target, root: string): Promise<Map<string, { keys: string[]; finished: boolean; newest: number }>> {
+  const folders = new Map<string, { keys: string[]; finished: boolean; newest: number }>();
+  for (const o of await objectsUnder(target, root)) {
+    const id = o.key.slice(root.length).split('/')[0]!;
+    const folder = folders.get(id) ?? { keys: [], finished: false, newest: 0 };
+    folder.keys.push(o.key);
+    folder.finished ||= o.key === `${root}${id}/manifest.json`;
+    folder.newest = Math.max(folder.newest, o.lastModified);
+    folders.set(id, folder);
+  }
+  return folders;
+}
+
 async function deleteKeys(target: S3Target, keys: readonly string[]): Promise<void> {
   for (let i = 0; i < keys.length; i += 1000) {
     const batch = keys.slice(i, i + 1000);
@@ -69,18 +83,12 @@ export function createEtcdBackupCatalogActivities(deps: { s3: S3Connector }) {
     async listEtcdBackups({ cluster }: { cluster: string }): Promise<(BackupEntry & { objectKeys: number })[]> {
       return withTarget(cluster, async (target) => {
         const root = etcdBackupRoot(target, cluster);
-        const byId = new Map<string, string[]>();
-        for (const key of await keysUnder(target, root)) {
-          const id = key.slice(root.length).split('/')[0]!;
-          byId.set(id, [...(byId.get(id) ?? []), key]);
-        }
         const entries: (BackupEntry & { objectKeys: number })[] = [];
-        for (const [id, keys] of byId) {
-          const manifestKey = `${root}${id}/manifest.json`;
-          if (!keys.includes(manifestKey)) continue;
-          const object = await target.client.send(new GetObjectCommand({ Bucket: target.bucket, Key: manifestKey }));
+        for (const [id, folder] of await foldersUnder(target, root)) {
+          if (!folder.finished) continue;
+          const object = await target.client.send(new GetObjectCommand({ Bucket: target.bucket, Key: `${root}${id}/manifest.json` }));
           const manifest = JSON.parse(await object.Body!.transformToString()) as EtcdBackupManifestBase;
-          entries.push({ id, startedAt: manifest.startedAt, verified: manifest.verified, objectKeys: keys.length });
+          entries.push({ id, startedAt: manifest.startedAt, verified: manifest.verified, objectKeys: folder.keys.length });
         }
         return entries.sort((a, b) => b.startedAt.localeCompare(a.startedAt));
       });
@@ -109,17 +117,9 @@ export function createEtcdBackupCatalogActivities(deps: { s3: S3Connector }) {
      */
     async deleteAbandonedEtcdBackups({ cluster, currentId, olderThan }: { cluster: string; currentId: string; olderThan: string }): Promise<{ deleted: string[] }> {
       return withTarget(cluster, async (target) => {
-        const root = etcdBackupRoot(target, cluster);
-        const folders = new Map<string, { keys: string[]; newest: number }>();
-        for (const o of await objectsUnder(target, root)) {
-          const id = o.key.slice(root.length).split('/')[0]!;
-          const folder = folders.get(id) ?? { keys: [], newest: 0 };
-          folder.keys.push(o.key);
-          folder.newest = Math.max(folder.newest, o.lastModified);
-          folders.set(id, folder);
-        }
         const limit = Date.parse(olderThan);
-        const abandoned = [...folders].filter(([id, f]) => id !== currentId && !f.keys.includes(`${root}${id}/manifest.json`) && f.newest < limit);
+        const folders = await foldersUnder(target, etcdBackupRoot(target, cluster));
+        const abandoned = [...folders].filter(([id, f]) => id !== currentId && !f.finished && f.newest < limit);
         for (const [id, f] of abandoned) {
           await deleteKeys(target, f.keys);
           log.info('abandoned etcd backup deleted', { cluster, id, objects: f.keys.length });
