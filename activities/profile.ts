@@ -331,9 +331,10 @@ function expectation(issue: z.core.$ZodIssue, value: unknown): string {
 
 /**
  * Parses and validates profile YAML; the error names the file, the field and what was expected.
- * A relative node-control working directory is resolved against baseDir (the file's directory).
+ * Relative paths in it (node-control working directories, migration directories) are relative to
+ * baseDir, the directory of the file they were read from, like the ConfigMap they come with.
  */
-export function parseProfiles(text: string, source: string, baseDir?: string): Map<string, ClusterProfile> {
+export function parseProfiles(text: string, source: string, baseDir: string): Map<string, ClusterProfile> {
   let raw: unknown;
   try {
     raw = parseYaml(text);
@@ -352,7 +353,8 @@ export function parseProfiles(text: string, source: string, baseDir?: string): M
   const clusters = new Map(Object.entries(parsed.data.clusters));
   for (const profile of clusters.values()) {
     const control = profile.mysql?.control;
-    if (control?.kind === 'process' && control.cwd && baseDir) control.cwd = path.resolve(baseDir, control.cwd);
+    if (control?.kind === 'process' && control.cwd) control.cwd = path.resolve(baseDir, control.cwd);
+    for (const set of Object.values(profile.mysql?.migrations ?? {})) set.directory = path.resolve(baseDir, set.directory);
   }
   return clusters;
 }
@@ -364,11 +366,5 @@ export function loadProfiles(file: string): Map<string, ClusterProfile> {
   } catch (err) {
     throw new ProfileError(`${file}: cannot read the cluster profile file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  const profiles = parseProfiles(text, file);
-  // Migration directories are relative to the profile file, like the ConfigMap they come with.
-  for (const profile of profiles.values()) {
-    for (const set of Object.values(profile.mysql?.migrations ?? {})) set.directory = path.resolve(path.dirname(file), set.directory);
-  }
-  return profiles;
-  return parseProfiles(text, file, path.dirname(file));
+  return parseProfiles(text, file, path.dirname(path.resolve(file)));
 }

@@ -89,6 +89,7 @@ async function main(): Promise<void> {
     health: { maxEtcdDbSizeBytes: 17179869184 }
 `,
         'bench profile',
+        process.cwd(),
       );
       await createStatefulSet(admin, namespace, { name: `meta-${n}`, replicas: 2, image: 'greptime/greptimedb:v0.11.0', container: 'greptimedb' });
       try {

@@ -8,4 +8,4 @@ cd "$DBR_ROOT"
 name="${1:?usage: scripts/bench.sh NAME [args...]}"; shift
 [ -f "bench/$name.ts" ] || die "no benchmark bench/$name.ts"
 mkdir -p "$DBR_STATE"
-exec flock "$DBR_STATE/.tests.lock" node --import tsx "bench/$name.ts" "$@"
+exec flock -o "$DBR_STATE/.tests.lock" node --import tsx "bench/$name.ts" "$@"

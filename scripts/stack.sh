@@ -54,10 +54,21 @@ wait_for() { # wait_for SECONDS PART COMMAND...  — until COMMAND succeeds; giv
   done
 }
 
+# A server must not keep what its starter had open: started inside `flock <lock> ...` (scripts/jest.sh,
+# a test restarting a part), it would hold the tests' lock for its whole life.
+close_inherited_fds() {
+  local fd
+  for fd in /proc/$BASHPID/fd/*; do
+    fd="${fd##*/}"
+    [ "$fd" -gt 2 ] 2>/dev/null && { eval "exec $fd>&-"; } 2>/dev/null
+  done
+  return 0
+}
+
 launch() { # launch PART LOGFILE COMMAND...  — starts a server in its own session, records its pid
   local part="$1" logfile="$2"; shift 2
   mkdir -p "$DBR_STATE/run" "$(dirname "$logfile")"
-  setsid "$@" >>"$logfile" 2>&1 < /dev/null &
+  ( close_inherited_fds; exec setsid "$@" >>"$logfile" 2>&1 < /dev/null ) &
   local pid=$!
   echo "$pid $(proc_start_time "$pid" | cut -d' ' -f2)" > "$(pidfile "$part")"
 }

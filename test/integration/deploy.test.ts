@@ -69,6 +69,6 @@ test('the worker outlives its shutdown grace, and the ConfigMap holds valid prof
   const grace = Number(pod.containers[0]!.env.find((e) => e.name === 'DBR_SHUTDOWN_GRACE_SECONDS')!.value);
   expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(grace);
   const configMap = objects.find((o) => o.kind === 'ConfigMap') as { data: Record<string, string> };
-  const profiles = parseProfiles(configMap.data['clusters.yaml']!, 'deploy/worker.yaml ConfigMap');
+  const profiles = parseProfiles(configMap.data['clusters.yaml']!, 'deploy/worker.yaml ConfigMap', '/etc/db-runbooks');
   expect([...profiles.keys()]).toEqual(['orders']);
 });

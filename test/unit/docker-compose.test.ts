@@ -24,7 +24,7 @@ test('every service has an image or a build, and depends only on services that e
 test("the worker's profile file exists, parses, and its secret references are set in the worker's environment", () => {
   const worker = compose.services.worker!;
   const mount = worker.volumes!.find((v) => v.includes('clusters.compose.yaml'))!;
-  const profiles = parseProfiles(readFileSync(path.join(root, mount.split(':')[0]!), 'utf8'), 'config/clusters.compose.yaml');
+  const profiles = parseProfiles(readFileSync(path.join(root, mount.split(':')[0]!), 'utf8'), 'config/clusters.compose.yaml', path.join(root, 'config'));
   const refs = JSON.stringify([...profiles.values()]).match(/"env":"([A-Z0-9_]+)"/g)!.map((m) => m.slice(7, -1));
   expect(refs.length).toBeGreaterThan(0);
   for (const ref of refs) expect(Object.keys(worker.environment!)).toContain(ref);

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadProfiles, parseProfiles } from '../../activities/profile';
@@ -41,14 +41,14 @@ describe('cluster profile validation names the file, the field and what was expe
     ['other: {}', 'f.yaml: clusters: required'],
     ['clusters: {a: [}', 'f.yaml: not valid YAML'],
   ])('%#: %j', (yaml, message) => {
-    expect(() => parseProfiles(yaml, 'f.yaml')).toThrow(message);
+    expect(() => parseProfiles(yaml, 'f.yaml', '/etc/db-runbooks')).toThrow(message);
   });
 
   test('a secret pasted where a secret reference belongs is refused without echoing it', () => {
     const yaml = mysqlSection('').replace('{ env: PW }', 'hunter2-sup3r-s3cret');
     let message = '';
     try {
-      parseProfiles(yaml, 'f.yaml');
+      parseProfiles(yaml, 'f.yaml', '/etc/db-runbooks');
     } catch (err) {
       message = (err as Error).message;
     }
@@ -68,17 +68,17 @@ clusters:
       nodes: [{ name: g1, host: 127.0.0.1 }]
       control: ${control}
 `;
-    expect(() => parseProfiles(withControl("{ kind: process, start: [ssh, '{host}', 'rm -rf {datadir}'] }"), 'f.yaml')).toThrow(
+    expect(() => parseProfiles(withControl("{ kind: process, start: [ssh, '{host}', 'rm -rf {datadir}'] }"), 'f.yaml', '/etc/db-runbooks')).toThrow(
       'f.yaml: clusters.g.mysql.control.start: expected an argv list whose only placeholders are {node}, {host}, {port}, {pod}',
     );
-    expect(() => parseProfiles(withControl('{ kind: shell, start: x }'), 'f.yaml')).toThrow('f.yaml: clusters.g.mysql.control.kind: expected a node control: { kind: process, ... } or { kind: kubernetes, ... }, got "shell"');
+    expect(() => parseProfiles(withControl('{ kind: shell, start: x }'), 'f.yaml', '/etc/db-runbooks')).toThrow('f.yaml: clusters.g.mysql.control.kind: expected a node control: { kind: process, ... } or { kind: kubernetes, ... }, got "shell"');
     const parsed = parseProfiles(withControl("{ kind: process, cwd: .., start: [bash, scripts/stack.sh, start, '{node}'] }"), 'f.yaml', '/etc/db-runbooks/config');
     expect(parsed.get('g')!.mysql!.control).toEqual({ kind: 'process', cwd: '/etc/db-runbooks', timeoutSeconds: 300, start: ['bash', 'scripts/stack.sh', 'start', '{node}'] });
     expect(parsed.get('g')!.failover).toEqual({ maxTransactionSeconds: 30, writerGraceSeconds: 2, catchUpTimeoutSeconds: 60, drainTimeoutSeconds: 600 });
   });
 
   test('defaults are filled in and the committed local profile parses', () => {
-    const profiles = parseProfiles(mysqlSection(''), 'f.yaml');
+    const profiles = parseProfiles(mysqlSection(''), 'f.yaml', '/etc/db-runbooks');
     expect(profiles.get('local')!.mysql!.nodes[0]!.port).toBe(3306);
     expect(profiles.get('local')!.health.maxReplicationLagSeconds).toBe(30);
     const local = loadProfiles(path.join(__dirname, '..', '..', 'config', 'clusters.local.yaml'));
@@ -90,6 +90,17 @@ clusters:
       ledgerTable: 'db_runbooks_migrations',
       createDatabase: true,
     });
+  });
+
+  test('the worker reads the profile file the way the tests do: a relative node-control cwd is the file\'s directory, not the worker\'s', () => {
+    // The worker starts in any directory (scripts/stack.sh start worker: the clone; a Deployment: /app).
+    const local = loadProfiles(path.relative(process.cwd(), path.join(__dirname, '..', '..', 'config', 'clusters.local.yaml')));
+    const control = local.get('galera')!.mysql!.control;
+    expect(control).toMatchObject({ kind: 'process', cwd: path.join(__dirname, '..', '..') });
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'dbr-profile-'));
+    mkdirSync(path.join(dir, 'config'));
+    writeFileSync(path.join(dir, 'config', 'clusters.yaml'), "clusters:\n  g:\n    mysql:\n      topology: galera\n      user: u\n      password: { env: PW }\n      nodes: [{ name: g1, host: h }]\n      control: { kind: process, cwd: ../scripts, start: [x] }\n");
+    expect(loadProfiles(path.join(dir, 'config', 'clusters.yaml')).get('g')!.mysql!.control).toMatchObject({ cwd: path.join(dir, 'scripts') });
   });
 });
 
