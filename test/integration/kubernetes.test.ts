@@ -2,8 +2,10 @@
 // run in Temporal's activity context (MockActivityEnvironment: heartbeats, cancellation, retry
 // info); the test plays the kubelet (test/helpers/kubelet.ts) so pods become ready, move, crash
 // and finish. Each test acts on its own workload in a namespace made for this file.
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
+import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Info } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
@@ -24,7 +26,18 @@ import {
   kubeConfigFrom,
   type AdminClients,
 } from '../helpers/kubernetes';
+import { stack } from '../helpers/stack';
 import { serverActivities, testProfiles, type ServerActivities } from '../helpers/temporal';
+
+const exec = promisify(execFile);
+
+/** Compacts the apiserver's own etcd up to its current revision, as the apiserver does every five minutes. */
+async function compactKubeEtcd(): Promise<void> {
+  const endpoint = `http://127.0.0.1:${process.env.KUBE_ETCD_PORT ?? 2381}`;
+  const { stdout } = await exec('etcdctl', ['--endpoints', endpoint, 'endpoint', 'status', '-w', 'json'], { env: { ...process.env, ETCDCTL_API: '3' } });
+  const [status] = JSON.parse(stdout) as { Status: { header: { revision: number } } }[];
+  await exec('etcdctl', ['--endpoints', endpoint, 'compact', String(status!.Status.header.revision)], { env: { ...process.env, ETCDCTL_API: '3' } });
+}
 
 let admin: AdminClients;
 let namespace: string;
@@ -270,11 +283,14 @@ describe('pods', () => {
 describe('pod address watch', () => {
   let firstAddress: string;
   let secondAddress: string;
+  /** The pods' resourceVersion before the pod moved: what a watcher that stopped then resumes from. */
+  let versionBeforeTheMove: string;
 
   beforeAll(async () => {
     await createStatefulSet(admin, namespace, { name: 'watched', replicas: 1, image: 'mariadb:10.11' });
     await eventually('watched-0 created', () => kubelet.podNames(namespace, 'app=watched').then((n) => (n.length ? n : undefined)));
     firstAddress = await kubelet.markRunning(namespace, 'watched-0');
+    versionBeforeTheMove = (await admin.core.listNamespacedPod({ namespace, labelSelector: 'app=watched' })).metadata!.resourceVersion!;
   });
 
   /** Deletes the pod; the StatefulSet controller recreates it and the kubelet gives it a new address. */
@@ -300,7 +316,12 @@ describe('pod address watch', () => {
   });
 
   test('resuming from a resourceVersion the apiserver no longer has gets 410 Gone, relists, and reports what it missed', async () => {
-    const { run: runResumed } = activityEnvironment({ attempt: 2, heartbeatDetails: { addresses: { 'watched-0': firstAddress }, resourceVersion: '1', changes: [] } });
+    // What makes a version too old for real: the history behind it compacted, and an apiserver whose
+    // watch cache starts after it (a young apiserver still holds every event since it started).
+    await compactKubeEtcd();
+    await stack('stop', 'kube-apiserver');
+    await stack('start', 'kube-apiserver');
+    const { run: runResumed } = activityEnvironment({ attempt: 2, heartbeatDetails: { addresses: { 'watched-0': firstAddress }, resourceVersion: versionBeforeTheMove, changes: [] } });
     const report = await runResumed(() => activities.watchPodAddresses({ cluster: 'watched', deadline: inSeconds(30) }));
     expect(report.relists).toBe(1);
     expect(report.changes).toEqual([{ pod: 'watched-0', from: firstAddress, to: secondAddress, via: 'list' }]);
