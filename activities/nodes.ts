@@ -101,6 +101,13 @@ export interface GaleraNodeState {
 
 export const FENCED_ANNOTATION = 'db-runbooks/fenced';
 
+/** The heartbeat details of a node command: a retry reads whether the attempt before started it. */
+interface CommandProgress {
+  node: string;
+  action: string;
+  commandStarted: boolean;
+}
+
 /** What a bootstrap found before it ran: the command's effect already in place, or nothing in the way. */
 type BootstrapCheck = { inPlace: string } | { inPlace: null };
 
@@ -126,12 +133,14 @@ export function createNodeControlActivities(deps: {
    * A bootstrap is the one node command that must not run twice: on a node already in the Primary
    * component it starts the node again as a new cluster (MariaDB's galera_new_cluster restarts the
    * service), and on any node while another holds a Primary component it splits the cluster in two.
-   * So every attempt reads the membership first; a retry (the worker may have died after the command
-   * ran: the node can still be starting) first waits up to the command's timeout for the node to come up.
+   * So every attempt reads the membership first; a retry after an attempt that started the command
+   * (its worker died: the node may still be starting) first waits up to the command's timeout for the
+   * node to come up.
    */
   const checkBeforeBootstrap = async (cluster: string, node: MysqlNodeProfile, control: ProcessControlProfile): Promise<BootstrapCheck> => {
     const others = deps.mysql.nodes(cluster).filter((n) => n.name !== node.name);
-    const settleBy = activityInfo().attempt > 1 ? Date.now() + control.timeoutSeconds * 1000 : Date.now();
+    const before = activityInfo().heartbeatDetails as Partial<CommandProgress> | undefined;
+    const settleBy = activityInfo().attempt > 1 && before?.commandStarted ? Date.now() + control.timeoutSeconds * 1000 : Date.now();
     for (;;) {
       const own = await galeraFacts(cluster, node.name);
       if (own?.clusterStatus === 'Primary') {
@@ -149,7 +158,7 @@ export function createNodeControlActivities(deps: {
         }
       }
       if (Date.now() >= settleBy) return { inPlace: null };
-      heartbeat({ node: node.name, action: 'bootstrap', waiting: own ? `wsrep_cluster_status=${own.clusterStatus}` : 'unreachable' });
+      heartbeat({ node: node.name, action: 'bootstrap', commandStarted: true, waiting: own ? `wsrep_cluster_status=${own.clusterStatus}` : 'unreachable' });
       if (cancellationSignal().aborted) await cancelled();
       await new Promise((resolve) => setTimeout(resolve, pollIntervalMs));
     }
@@ -172,7 +181,10 @@ export function createNodeControlActivities(deps: {
     if (!template) throw unsupported(cluster, action, `the profile's mysql.control has no "${action}" command`);
     const argv = commandFor(template, node);
     log.info('running node command', { node: node.name, action, argv });
-    const beat = setInterval(() => heartbeat({ node: node.name, action }), 5_000);
+    // Recorded before the command starts: a retry then knows this attempt may have run it.
+    const progress: CommandProgress = { node: node.name, action, commandStarted: true };
+    heartbeat(progress);
+    const beat = setInterval(() => heartbeat(progress), 5_000);
     let result: CommandResult;
     try {
       result = await deps.runner.run(argv, { cwd: control.cwd, timeoutMs: control.timeoutSeconds * 1000, signal: cancellationSignal() });

@@ -2,9 +2,11 @@
 // script's real commands (and reports their failures with their output, and stops them when
 // cancelled, and never bootstraps a Galera node twice); the kubernetes kind fences through the real
 // kube-apiserver and refuses what it cannot do.
+import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
@@ -15,6 +17,7 @@ import { connectAs } from '../helpers/replication';
 import { REPO_ROOT, stack } from '../helpers/stack';
 import { inActivity, serverActivities, testProfiles, type ServerActivities } from '../helpers/temporal';
 
+const execFileAsync = promisify(execFile);
 const marker = path.join(mkdtempSync(path.join(os.tmpdir(), 'dbr-node-control-')), 'finished');
 let admin: AdminClients;
 let namespace: string;
@@ -116,13 +119,25 @@ test('process: a bootstrap retried after its command ran is not run again, and n
   await stack('stop', 'galera2');
   await stack('stop', 'galera1');
   try {
-    await inActivity(() => activities.controlNode({ cluster: 'by-restart', node: 'galera1', action: 'bootstrap' }));
+    // The first attempt's worker died while its command ran: the command goes on without it, and
+    // Temporal retries the activity, whose heartbeat said the command had started.
+    const orphan = execFileAsync('bash', ['scripts/stack.sh', 'start', '--bootstrap', 'galera1'], { cwd: REPO_ROOT }).then(
+      () => 'finished',
+      (err: Error) => `failed: ${err.message}`,
+    );
+    const waited = await inActivity(
+      () => activities.controlNode({ cluster: 'by-restart', node: 'galera1', action: 'bootstrap' }),
+      new MockActivityEnvironment({ attempt: 2, heartbeatDetails: { node: 'galera1', action: 'bootstrap', commandStarted: true } }, { logger: new DefaultLogger('ERROR') }),
+    );
+    expect(waited.output).toBe('galera1 is already in a Primary component (size 1, Synced): not bootstrapped again');
+    // The first command was left to finish: nobody stopped the node under it.
+    expect(await orphan).toBe('finished');
     expect(await galeraStatus('galera1')).toMatchObject({ wsrep_cluster_status: 'Primary', wsrep_cluster_size: '1' });
     const session = await connectAs(GALERA_NODES.galera1);
     try {
       const [[before]] = (await session.query('SELECT CONNECTION_ID() AS id')) as unknown as [[{ id: number }]];
 
-      // The retry Temporal makes when the worker died after the command ran: attempt 2 of the same activity.
+      // A retry after an attempt that finished its command but died before reporting it.
       const retried = await inActivity(
         () => activities.controlNode({ cluster: 'by-restart', node: 'galera1', action: 'bootstrap' }),
         new MockActivityEnvironment({ attempt: 2 }, { logger: new DefaultLogger('ERROR') }),
