@@ -1,9 +1,10 @@
 // restoreDatabase: one database of a backup (the newest verified one, or one named by id or time)
 // into the same or another database of the cluster, under the cluster lock (it waits for it). A
-// database that holds tables is refused unless the input says to overwrite it; after the restore
-// the row counts and CHECKSUM TABLE of every table, and the definitions of its routines, triggers,
-// views and events, are compared with the backup's manifest. The restore activity checks the target
-// again right before it changes anything (the check step only fails early).
+// database that holds anything (tables, views, routines, triggers, events) is refused unless the
+// input says to overwrite it; after the restore the row counts and CHECKSUM TABLE of every table,
+// and the definitions of its routines, triggers, views and events, are compared with the backup's
+// manifest. The restore activity checks the target again right before it changes anything (the
+// check step only fails early).
 import { ApplicationFailure, patched, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { BackupSummary, LoadResult } from '../activities/backup';
