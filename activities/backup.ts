@@ -9,12 +9,14 @@
 // prints the binlog position of its own snapshot (--master-data=2). Equal positions with commits
 // blocked in between prove both transactions see the same data, so the row counts and CHECKSUM
 // TABLE that our connection takes in its snapshot (while the dump runs) describe the dump exactly.
+// The rows of tables whose values the dump's text would not give back (backup-exact.ts) are read
+// in that same snapshot by our connection.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip, createZstdCompress, createZstdDecompress } from 'node:zlib';
 import { AbortMultipartUploadCommand, DeleteObjectsCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
@@ -22,6 +24,19 @@ import { Context, heartbeat, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { planRetention, type RetentionPolicy } from '../workflows/backup-retention';
+import { exactRows, tablesNeedingExactRows, type ExactTable } from './backup-exact';
+import {
+  compareObjects,
+  countObjects,
+  describeCounts,
+  eventsSection,
+  readObjectDefinitions,
+  restoreEventStatus,
+  serverUtcNow,
+  totalObjects,
+  type ObjectCounts,
+  type ObjectRecord,
+} from './backup-objects';
 import type { ProfileSource } from './cluster';
 import { withConnection, type MysqlConnector } from './mysql';
 import type { BackupProfile, MysqlNodeProfile } from './profile';
@@ -51,6 +66,10 @@ export interface DatabaseDump {
   binlog: { file: string; position: number };
   gtidPosition: string;
   tables: TableRecord[];
+  /** Routines, triggers, views and events with their definitions' fingerprints (absent in backups made before they were kept). */
+  objects?: ObjectRecord[];
+  /** Tables whose rows were written by us in an exact form, and the columns that needed it (backup-exact.ts). */
+  exactTables?: ExactTable[];
   durationSeconds: number;
 }
 
@@ -59,6 +78,8 @@ export interface VerificationRecord {
   at: string;
   scratchDatabase: string;
   tables: number;
+  /** Routines, triggers, views and events whose definitions were compared. */
+  objects?: number;
   rows: number;
   differences: string[];
   durationSeconds: number;
@@ -105,8 +126,16 @@ export interface DumpResult {
 export interface LoadResult {
   database: string;
   tables: number;
+  /** Routines, triggers, views and events whose definitions were compared. */
+  objects?: number;
   rows: number;
   differences: string[];
+  /** What the target held and the restore replaced (overwrite), in words; null when it held nothing. */
+  replaced?: string | null;
+  /** Events enabled again as the backup recorded them (a database restored under its own name). */
+  eventsEnabled?: number;
+  /** Events that were enabled in the backup and stay disabled (a copy under another name). */
+  eventsDisabled?: number;
   sqlBytes: number;
   /** The load alone, before the comparison. */
   loadSeconds: number;
@@ -229,18 +258,6 @@ function runTool(command: string, args: string[], stdio: ['ignore' | 'pipe', 'pi
   return { exited, kill, stdin: child.stdin, stdout: child.stdout };
 }
 
-/** Fails the stream at its end when the process that wrote it failed: a truncated dump never uploads whole. */
-function endsWith(child: Child): Transform {
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      callback(null, chunk);
-    },
-    flush(callback) {
-      child.exited.then(() => callback(), (err: Error) => callback(err));
-    },
-  });
-}
-
 async function rows<T>(connection: Connection, sql: string, values?: unknown[]): Promise<T[]> {
   const [result] = await connection.query<RowDataPacket[]>(sql, values);
   return result as T[];
@@ -256,6 +273,72 @@ async function abortStaleUploads(target: S3Target, prefix: string): Promise<void
     await target.client.send(new AbortMultipartUploadCommand({ Bucket: target.bucket, Key: upload.Key, UploadId: upload.UploadId }));
     log.info('aborted the multipart upload of an earlier attempt', { key: upload.Key });
   }
+}
+
+export interface RestoreTargetState {
+  exists: boolean;
+  /** Base tables (the field older runs recorded). */
+  tables: number;
+  /** Everything the database holds: tables, views, sequences, routines, triggers and events. */
+  objects?: number;
+  /** What it holds, in words ("2 tables, 1 event"). */
+  holds?: string;
+}
+
+function targetState(found: ObjectCounts & { exists: boolean }): RestoreTargetState {
+  return { exists: found.exists, tables: found.tables, objects: totalObjects(found), holds: describeCounts(found) };
+}
+
+const MARKER_PREFIX = 'db-runbooks restore ';
+
+/**
+ * The comment a restore gives the database it writes into: how a retried attempt of the same run
+ * knows that what it finds there is its own (and may be replaced), and how the next restore tells
+ * the operator where the database came from.
+ */
+export function restoreMarker(runKey: string, backupId: string): string {
+  const run = createHash('sha256').update(runKey).digest('hex').slice(0, 20);
+  return `${MARKER_PREFIX}${run} of backup ${backupId}`.slice(0, 1024);
+}
+
+function targetNotEmpty(database: string, node: string, found: ObjectCounts & { comment: string }): ApplicationFailure {
+  const origin = found.comment.startsWith(MARKER_PREFIX) ? ` (written by an earlier restore: ${found.comment})` : '';
+  return ApplicationFailure.nonRetryable(
+    `targetDatabase: ${database} on node ${node} holds ${describeCounts(found)}${origin}; restore into an empty database, or set "overwrite": true to replace it`,
+    'TargetNotEmpty',
+  );
+}
+
+/**
+ * Checks the restore's target and makes it ready, on the connection the restore then uses, with
+ * nothing in between: absent, it is created; empty, it is kept (nothing to drop); holding anything,
+ * it is refused unless overwrite, and then dropped with exactly what was just counted. What an
+ * earlier attempt of this same run left (the marker) is replaced. A database created by someone
+ * else between the count and CREATE DATABASE fails the CREATE, and the retry counts again.
+ * `overwrite` undefined: a run from before this check, whose workflow checked the target itself.
+ * Returns what was replaced, if anything.
+ */
+async function claimTarget(
+  connection: Connection,
+  target: { database: string; node: string; overwrite: boolean | undefined; marker: string; characterSet: string; collation: string },
+): Promise<ObjectCounts | null> {
+  const name = quoteIdentifier(target.database);
+  const create = () => connection.query(`CREATE DATABASE ${name} CHARACTER SET ? COLLATE ? COMMENT ?`, [target.characterSet, target.collation, target.marker]);
+  const found = await countObjects(connection, target.database);
+  const ours = found.comment === target.marker;
+  const objects = totalObjects(found);
+  if (!found.exists) {
+    await create();
+    return null;
+  }
+  if (objects > 0 && !ours && target.overwrite === false) throw targetNotEmpty(target.database, target.node, found);
+  if (objects > 0 || ours || target.overwrite === undefined) {
+    await connection.query(`DROP DATABASE ${name}`);
+    await create();
+    return objects > 0 && !ours ? found : null;
+  }
+  await connection.query(`ALTER DATABASE ${name} CHARACTER SET ? COLLATE ? COMMENT ?`, [target.characterSet, target.collation, target.marker]);
+  return null;
 }
 
 export function createBackupActivities(deps: BackupDeps) {
@@ -286,11 +369,17 @@ export function createBackupActivities(deps: BackupDeps) {
     const { database, profile } = options;
     const started = Date.now();
     return withOptionFile(client, async (optionFile) => {
+      // Identifiers in SHOW CREATE output are quoted as the session's sql_mode says: backticks.
+      await connection.query("SET SESSION sql_mode = ''");
       await connection.query('SET SESSION lock_wait_timeout = ?', [profile.lockWaitTimeoutSeconds]);
       await connection.query('FLUSH TABLES WITH READ LOCK');
       let locked = true;
       let dump: ReturnType<typeof runTool> | undefined;
       let upload: Promise<{ bytes: number; sha256: string }> | undefined;
+      // What the dump's tail needs from our connection, read once the lock is released.
+      let tail!: { resolve: (t: { events: Buffer; triggers: boolean }) => void; reject: (err: unknown) => void };
+      const tailRead = new Promise<{ events: Buffer; triggers: boolean }>((resolve, reject) => (tail = { resolve, reject }));
+      tailRead.catch(() => undefined);
       try {
         await connection.query('START TRANSACTION WITH CONSISTENT SNAPSHOT');
         const status = await rows<{ Variable_name: string; Value: string }>(connection, "SHOW STATUS LIKE 'binlog_snapshot_%'");
@@ -309,40 +398,71 @@ export function createBackupActivities(deps: BackupDeps) {
           "SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
           [database],
         );
+        const exact = await tablesNeedingExactRows(connection, database);
 
-        // Events stay out: restored into a scratch database they would start running there.
+        // The dump in four parts, one object: mariadb-dump's (tables, the rows it writes exactly,
+        // routines, views); the rows of the tables it would not, from our snapshot; the triggers,
+        // after every row so that none fires on a restored row (as mariadb-dump orders them);
+        // the events, disabled (backup-objects.ts).
         dump = runTool(
           profile.dumpCommand,
-          [`--defaults-extra-file=${optionFile}`, '--single-transaction', '--master-data=2', '--gtid', '--hex-blob', '--routines', '--triggers', '--skip-dump-date', '--max-allowed-packet=1073741824', database],
+          [
+            `--defaults-extra-file=${optionFile}`, '--single-transaction', '--master-data=2', '--gtid', '--hex-blob', '--routines', '--skip-triggers', '--skip-dump-date',
+            '--max-allowed-packet=1073741824', ...exact.map((t) => `--ignore-table-data=${database}.${t.name}`), database,
+          ],
           ['ignore', 'pipe', 'pipe'],
         );
+        const main = dump;
         let sqlBytes = 0;
         let found: { file: string; position: number } | undefined;
         let head = '';
         let announce: (p: { file: string; position: number }) => void = () => undefined;
         const positionSeen = new Promise<{ file: string; position: number }>((resolve) => (announce = resolve));
-        const sniffer = new Transform({
+        const sniff = (chunk: Buffer) => {
+          if (found || head.length >= POSITION_SEARCH_BYTES) return;
+          head += chunk.toString('latin1');
+          const m = POSITION_LINE.exec(head);
+          if (m) {
+            found = { file: m[1]!, position: Number(m[2]) };
+            head = '';
+            announce(found);
+          }
+        };
+        async function* sql(): AsyncGenerator<Buffer> {
+          for await (const chunk of main.stdout! as AsyncIterable<Buffer>) {
+            sniff(chunk);
+            yield chunk;
+          }
+          // A dump process that failed fails the stream before it ends: a truncated dump never uploads whole.
+          await main.exited;
+          if (!found) throw new Error(`${profile.dumpCommand} printed no binlog position (--master-data)`);
+          const { events, triggers } = await tailRead;
+          yield* exactRows(connection, database, exact);
+          if (triggers) {
+            const triggerDump = runTool(
+              profile.dumpCommand,
+              [`--defaults-extra-file=${optionFile}`, '--single-transaction', '--no-create-info', '--no-data', '--skip-routines', '--triggers', '--skip-dump-date', database],
+              ['ignore', 'pipe', 'pipe'],
+            );
+            try {
+              yield* triggerDump.stdout! as AsyncIterable<Buffer>;
+              await triggerDump.exited;
+            } finally {
+              triggerDump.kill();
+            }
+          }
+          if (events.length > 0) yield events;
+        }
+        const counted = new Transform({
           transform(chunk: Buffer, _encoding, callback) {
             sqlBytes += chunk.length;
-            if (!found && head.length < POSITION_SEARCH_BYTES) {
-              head += chunk.toString('latin1');
-              const m = POSITION_LINE.exec(head);
-              if (m) {
-                found = { file: m[1]!, position: Number(m[2]) };
-                head = '';
-                announce(found);
-              }
-            }
             callback(null, chunk);
-          },
-          flush(callback) {
-            callback(found ? null : new Error(`${profile.dumpCommand} printed no binlog position (--master-data)`));
           },
         });
         upload = uploadVerified(
           options.target,
           options.objectKey,
-          [dump.stdout!, sniffer, endsWith(dump), compressor(options.compression)],
+          [Readable.from(sql()), counted, compressor(options.compression)],
           () => ({ database, sqlbytes: String(sqlBytes), gtid: gtid?.gtid ?? '', binlog: `${file}:${position}` }),
           (bytes) => options.beat({ phase: 'dump', database, sqlBytes, bytes }),
         );
@@ -355,6 +475,8 @@ export function createBackupActivities(deps: BackupDeps) {
         await connection.query('UNLOCK TABLES');
         locked = false;
 
+        const objects = await readObjectDefinitions(connection, database);
+        tail.resolve({ events: await eventsSection(connection, database), triggers: objects.some((o) => o.kind === 'trigger') });
         const records: TableRecord[] = [];
         for (const { name } of tables) {
           const qualified = `${quoteIdentifier(database)}.${quoteIdentifier(name)}`;
@@ -377,9 +499,12 @@ export function createBackupActivities(deps: BackupDeps) {
           binlog: { file, position },
           gtidPosition: gtid?.gtid ?? '',
           tables: records,
+          objects,
+          exactTables: exact,
           durationSeconds: (Date.now() - started) / 1000,
         };
       } catch (err) {
+        tail.reject(err);
         dump?.kill();
         await upload?.catch(() => undefined);
         throw err;
@@ -433,13 +558,16 @@ export function createBackupActivities(deps: BackupDeps) {
     }
   }
 
-  /** Row counts and CHECKSUM TABLE of a restored database, against the manifest's. */
-  async function compare(connection: Connection, database: string, expected: TableRecord[]): Promise<{ rows: number; differences: string[] }> {
+  /**
+   * Row counts and CHECKSUM TABLE of a restored database's tables, and the definitions of its
+   * routines, triggers, views and events (still disabled), against the manifest's.
+   */
+  async function compare(connection: Connection, database: string, expected: Pick<DatabaseDump, 'tables' | 'objects'>): Promise<{ rows: number; objects: number; differences: string[] }> {
     const differences: string[] = [];
     let total = 0;
     const present = await rows<{ name: string }>(connection, "SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'", [database]);
     const names = new Set(present.map((r) => r.name));
-    for (const table of expected) {
+    for (const table of expected.tables) {
       if (!names.delete(table.name)) {
         differences.push(`${table.name}: missing`);
         continue;
@@ -455,7 +583,10 @@ export function createBackupActivities(deps: BackupDeps) {
       heartbeat({ phase: 'compare', database, table: table.name });
     }
     for (const extra of names) differences.push(`${extra}: not in the backup`);
-    return { rows: total, differences };
+    if (!expected.objects) return { rows: total, objects: 0, differences };
+    const objects = await readObjectDefinitions(connection, database);
+    differences.push(...compareObjects(expected.objects, objects, { nowUtc: await serverUtcNow(connection), enabledAsRecorded: false }));
+    return { rows: total, objects: expected.objects.length, differences };
   }
 
   async function readManifest(target: S3Target, key: string): Promise<BackupManifest> {
@@ -554,6 +685,7 @@ export function createBackupActivities(deps: BackupDeps) {
       const started = Date.now();
       const differences: string[] = [];
       let tables = 0;
+      let objects = 0;
       let total = 0;
       let scratch = '';
       await withConnection(deps.mysql, cluster, node.name, async (connection) => {
@@ -565,8 +697,9 @@ export function createBackupActivities(deps: BackupDeps) {
           await connection.query(`CREATE DATABASE ${quoteIdentifier(scratch)} CHARACTER SET ? COLLATE ?`, [dump.characterSet, dump.collation]);
           try {
             await load(cluster, node, dump.objectKey, compression, scratch, binlog);
-            const result = await compare(connection, scratch, dump.tables);
+            const result = await compare(connection, scratch, dump);
             tables += dump.tables.length;
+            objects += result.objects;
             total += result.rows;
             differences.push(...result.differences.map((d) => `${dump.name}.${d}`));
           } finally {
@@ -574,7 +707,7 @@ export function createBackupActivities(deps: BackupDeps) {
           }
         }
       });
-      return { outcome: differences.length === 0 ? 'passed' : 'failed', at: new Date().toISOString(), scratchDatabase: scratch, tables, rows: total, differences, durationSeconds: (Date.now() - started) / 1000 };
+      return { outcome: differences.length === 0 ? 'passed' : 'failed', at: new Date().toISOString(), scratchDatabase: scratch, tables, objects, rows: total, differences, durationSeconds: (Date.now() - started) / 1000 };
     },
 
     /** Written last: a backup without its manifest is incomplete, and no restore picks it. */
@@ -637,38 +770,57 @@ export function createBackupActivities(deps: BackupDeps) {
       });
     },
 
-    /** Whether a restore may write into the target database: it must be empty or absent, unless overwrite. */
-    async checkRestoreTarget({ cluster, database, overwrite }: { cluster: string; database: string; overwrite: boolean }): Promise<{ exists: boolean; tables: number }> {
+    /**
+     * Whether a restore may write into the target database: it must be absent or hold nothing (no
+     * table, view, sequence, routine, trigger or event), unless overwrite. Read only: the restore
+     * checks again, on its own connection, right before it changes anything.
+     */
+    async checkRestoreTarget({ cluster, database, overwrite }: { cluster: string; database: string; overwrite: boolean }): Promise<RestoreTargetState> {
       const node = dumpNode(cluster);
       return withConnection(deps.mysql, cluster, node.name, async (connection) => {
-        const [exists] = await rows<{ n: number }>(connection, 'SELECT COUNT(*) AS n FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?', [database]);
-        const [objects] = await rows<{ n: number }>(connection, 'SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?', [database]);
-        const tables = Number(objects?.n ?? 0);
-        if (tables > 0 && !overwrite) {
-          throw ApplicationFailure.nonRetryable(`targetDatabase: ${database} on node ${node.name} holds ${tables} table(s); restore into an empty database, or set "overwrite": true to replace it`, 'TargetNotEmpty');
-        }
-        return { exists: Number(exists?.n ?? 0) > 0, tables };
+        const found = await countObjects(connection, database);
+        const state = targetState(found);
+        if (totalObjects(found) > 0 && !overwrite) throw targetNotEmpty(database, node.name, found);
+        return state;
       });
     },
 
     /**
-     * Restores one database of a backup into targetDatabase (recreated empty first: the workflow
-     * checked it may), then compares row counts and CHECKSUM TABLE with the manifest.
+     * Restores one database of a backup into targetDatabase, then compares row counts and CHECKSUM
+     * TABLE of every table and the definitions of its routines, triggers, views and events with the
+     * manifest. The target is checked and claimed on this connection right before anything changes
+     * (see claimTarget); events come back disabled, and enabled as recorded only when the database
+     * is restored under its own name and compares equal.
      */
-    async restoreBackup({ cluster, manifestKey, database, targetDatabase }: { cluster: string; manifestKey: string; database: string; targetDatabase: string }): Promise<LoadResult> {
+    async restoreBackup({ cluster, manifestKey, database, targetDatabase, overwrite }: { cluster: string; manifestKey: string; database: string; targetDatabase: string; overwrite?: boolean }): Promise<LoadResult> {
       const node = dumpNode(cluster);
       const started = Date.now();
       const manifest = await withS3(cluster, (target) => readManifest(target, manifestKey));
       const dump = manifest.databases.find((d) => d.name === database);
       if (!dump) throw ApplicationFailure.nonRetryable(`database: backup ${manifest.id} holds ${manifest.databases.map((d) => d.name).join(', ')}, not ${database}`, 'UnknownBackup');
+      const { workflowExecution, activityId } = Context.current().info;
+      const marker = restoreMarker(workflowExecution ? `${workflowExecution.workflowId}/${workflowExecution.runId}` : activityId, manifest.id);
       return withConnection(deps.mysql, cluster, node.name, async (connection) => {
-        await connection.query(`DROP DATABASE IF EXISTS ${quoteIdentifier(targetDatabase)}`);
-        await connection.query(`CREATE DATABASE ${quoteIdentifier(targetDatabase)} CHARACTER SET ? COLLATE ?`, [dump.characterSet, dump.collation]);
+        const replaced = await claimTarget(connection, { database: targetDatabase, node: node.name, overwrite, marker, characterSet: dump.characterSet, collation: dump.collation });
         const loadStarted = Date.now();
         const sqlBytes = await load(cluster, node, dump.objectKey, manifest.compression, targetDatabase, true);
         const loadSeconds = (Date.now() - loadStarted) / 1000;
-        const result = await compare(connection, targetDatabase, dump.tables);
-        return { database: targetDatabase, tables: dump.tables.length, rows: result.rows, differences: result.differences, sqlBytes, loadSeconds, durationSeconds: (Date.now() - started) / 1000 };
+        const result = await compare(connection, targetDatabase, dump);
+        // A copy under another name does not run the original's schedule; the database itself does.
+        const eventsEnabled = result.differences.length === 0 && targetDatabase === database && dump.objects ? await restoreEventStatus(connection, targetDatabase, dump.objects) : 0;
+        return {
+          database: targetDatabase,
+          tables: dump.tables.length,
+          objects: result.objects,
+          rows: result.rows,
+          differences: result.differences,
+          replaced: replaced ? describeCounts(replaced) : null,
+          eventsEnabled,
+          eventsDisabled: (dump.objects ?? []).filter((o) => o.kind === 'event' && o.status !== 'DISABLED').length - eventsEnabled,
+          sqlBytes,
+          loadSeconds,
+          durationSeconds: (Date.now() - started) / 1000,
+        };
       });
     },
 

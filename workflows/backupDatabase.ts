@@ -125,7 +125,12 @@ export async function backupDatabase(input: BackupDatabaseInput): Promise<Backup
                   throw err;
                 }
               },
-              (r) => (r.outcome === 'passed' ? `restored into a scratch database: ${r.tables} table(s), ${r.rows} row(s) equal to the manifest` : `${r.differences.length} difference(s): ${r.differences.slice(0, 3).join('; ')}`),
+              (r) =>
+                r.outcome === 'passed'
+                  ? `restored into a scratch database: ${r.tables} table(s), ${r.rows} row(s)${r.objects ? `, ${r.objects} definition(s)` : ''} equal to the manifest`
+                  : `${r.differences.length} difference(s): ${r.differences.slice(0, 3).join('; ')}`,
+              // The manifest is still written (it records the failure), but the step failed.
+              (r) => r.outcome === 'failed',
             );
           } else {
             tracker.skip('verify', verifyInput === false ? 'not requested' : `every ${plan.backup.verifyEvery} run(s) (backup.verifyEvery); not due`);

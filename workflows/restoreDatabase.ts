@@ -1,8 +1,11 @@
 // restoreDatabase: one database of a backup (the newest verified one, or one named by id or time)
 // into the same or another database of the cluster, under the cluster lock (it waits for it). A
-// database that holds tables is refused unless the input says to overwrite it; after the restore
-// the row counts and CHECKSUM TABLE of every table are compared with the backup's manifest.
-import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+// database that holds anything (tables, views, routines, triggers, events) is refused unless the
+// input says to overwrite it; after the restore the row counts and CHECKSUM TABLE of every table,
+// and the definitions of its routines, triggers, views and events, are compared with the backup's
+// manifest. The restore activity checks the target again right before it changes anything (the
+// check step only fails early).
+import { ApplicationFailure, patched, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { BackupSummary, LoadResult } from '../activities/backup';
 import { backupCatalog, backupIo, lookup } from './activity-profiles';
@@ -20,7 +23,7 @@ export interface RestoreDatabaseInput {
   database?: string;
   /** Where to restore it; default the same name. */
   targetDatabase?: string;
-  /** Replace a target database that holds tables (it is dropped and recreated). */
+  /** Replace a target database that holds anything (tables, views, routines, events…): it is dropped and recreated. */
   overwrite?: boolean;
   /** Without a backupId: also consider backups that were never verified. */
   allowUnverified?: boolean;
@@ -92,11 +95,18 @@ export async function restoreDatabase(input: RestoreDatabaseInput): Promise<Rest
           const target = await tracker.step(
             'check target',
             () => checkRestoreTarget({ cluster, database: targetDatabase, overwrite }),
-            (t) => (t.tables > 0 ? `${targetDatabase} holds ${t.tables} table(s): replaced (overwrite)` : t.exists ? `${targetDatabase} exists and is empty` : `${targetDatabase} will be created`),
+            (t) =>
+              (t.objects ?? t.tables) > 0
+                ? `${targetDatabase} holds ${t.holds ?? `${t.tables} table(s)`}: replaced (overwrite)`
+                : t.exists
+                  ? `${targetDatabase} exists and is empty`
+                  : `${targetDatabase} will be created`,
           );
+          // Runs before this change let the restore drop the target on the word of the check step.
+          const guarded = patched('restore-target-guard');
           const restore = await tracker.step(
             'restore',
-            () => restoreBackup({ cluster, manifestKey: backup.manifestKey, database: source, targetDatabase }),
+            () => restoreBackup({ cluster, manifestKey: backup.manifestKey, database: source, targetDatabase, ...(guarded ? { overwrite } : {}) }),
             (r) => `${r.tables} table(s), ${r.rows} row(s), ${(r.sqlBytes / 1024 / 1024).toFixed(1)} MiB of SQL in ${r.durationSeconds.toFixed(1)} s`,
           );
           await tracker.step(
@@ -112,10 +122,15 @@ export async function restoreDatabase(input: RestoreDatabaseInput): Promise<Rest
               }
               return Promise.resolve(restore);
             },
-            (r) => `row counts and CHECKSUM TABLE of ${r.tables} table(s) equal to the manifest`,
+            (r) => `row counts and CHECKSUM TABLE of ${r.tables} table(s)${r.objects ? ` and the definitions of ${r.objects} routine(s), trigger(s), view(s) and event(s)` : ''} equal to the manifest`,
           );
-          const summary = `restored ${source} of backup ${backup.id} (${backup.startedAt}) into ${targetDatabase} on cluster ${cluster}: ${restore.tables} table(s), ${restore.rows} row(s); checksums equal to the manifest`;
-          return { cluster, backup, database: source, targetDatabase, replaced: target.tables > 0, restore, summary };
+          const events = restore.eventsDisabled
+            ? `; ${restore.eventsDisabled} event(s) left disabled in the copy (ALTER EVENT … ENABLE starts them)`
+            : restore.eventsEnabled
+              ? `; ${restore.eventsEnabled} event(s) enabled again as backed up`
+              : '';
+          const summary = `restored ${source} of backup ${backup.id} (${backup.startedAt}) into ${targetDatabase} on cluster ${cluster}: ${restore.tables} table(s), ${restore.rows} row(s); checksums equal to the manifest${events}`;
+          return { cluster, backup, database: source, targetDatabase, replaced: (target.objects ?? target.tables) > 0 || Boolean(restore.replaced), restore, summary };
         },
       ).catch((err: unknown) => {
         if (!lockHeld) tracker.end('cluster lock', 'failed', failureMessage(err));

@@ -86,12 +86,15 @@ export class RunbookTracker {
     log.info('step ended', { step: name, state, detail });
   }
 
-  /** Runs one step: marked running, then done, or failed with the error's message before it rethrows. */
-  async step<T>(name: string, fn: () => Promise<T>, describeResult?: (result: T) => string | undefined): Promise<T> {
+  /**
+   * Runs one step: marked running, then done, or failed with the error's message before it rethrows.
+   * A step whose result says it failed (`failed`) is marked failed without throwing.
+   */
+  async step<T>(name: string, fn: () => Promise<T>, describeResult?: (result: T) => string | undefined, failed?: (result: T) => boolean): Promise<T> {
     this.begin(name);
     try {
       const result = await fn();
-      this.end(name, 'done', describeResult?.(result));
+      this.end(name, failed?.(result) ? 'failed' : 'done', describeResult?.(result));
       return result;
     } catch (err) {
       this.end(name, 'failed', failureMessage(err));

@@ -1,12 +1,18 @@
 // backupDatabase and restoreDatabase on the real stack: MariaDB 10.11 (3310), MinIO, Temporal. A
-// backup restores to equal checksums; a restore never writes over a database that holds tables
-// unless told to; a backup that finds the cluster locked is skipped and says by whom; retention
-// deletes exactly the expired backups.
+// backup restores to equal checksums; a restore never writes over a database that holds anything
+// (tables, views, routines, events) unless told to, checks again right before it changes anything,
+// and replaces only what its own earlier attempt left; a failed verification shows as a failed
+// step; a backup that finds the cluster locked is skipped and says by whom; retention deletes
+// exactly the expired backups.
 import { randomUUID } from 'node:crypto';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { MockActivityEnvironment, type TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger } from '@temporalio/worker';
 import type { Connection } from 'mysql2/promise';
 import type { Activities } from '../../activities';
 import type { BackupManifest } from '../../activities/backup';
@@ -14,6 +20,7 @@ import type { BackupDatabaseResult } from '../../workflows/backupDatabase';
 import { getLockStateQuery, getProgressQuery, lockWorkflowId, searchAttributes } from '../../workflows/definitions';
 import type { RestoreDatabaseResult } from '../../workflows/restoreDatabase';
 import { backupClusterYaml, BUCKET, connectMariadb, listKeys, readManifest, s3Client, tableFacts } from '../helpers/backup';
+import { cli } from '../helpers/cli';
 import { inActivity, realActivities, startTemporal, startWorker, testProfiles, type RunningWorker } from '../helpers/temporal';
 
 const run = randomUUID().slice(0, 8);
@@ -21,6 +28,7 @@ const database = `bk_${run}`;
 const copy = `bk_${run}_copy`;
 const cluster = `bk-${run}`;
 const retentionCluster = `bkret-${run}`;
+const lossyCluster = `bklossy-${run}`;
 const s3Prefix = `test-backup-${run}/`;
 const retentionPrefix = `test-backup-retention-${run}/`;
 
@@ -29,8 +37,15 @@ let worker: RunningWorker;
 let activities: Activities;
 let sql: Connection;
 let s3: S3Client;
+let toolDir: string;
 
 beforeAll(async () => {
+  // A dump command that loses a row (the real mariadb-dump told to leave id 1 out): a backup that
+  // does not restore to what its manifest records. The option file must come first, so --where comes last.
+  toolDir = await mkdtemp(path.join(os.tmpdir(), 'dbr-lossy-dump-'));
+  const lossyDump = path.join(toolDir, 'dump-losing-a-row');
+  await writeFile(lossyDump, `#!/bin/sh\nexec mariadb-dump "$@" --where='id <> 1'\n`);
+  await chmod(lossyDump, 0o755);
   sql = await connectMariadb();
   await sql.query(`
     CREATE DATABASE ${database} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
@@ -43,7 +58,8 @@ beforeAll(async () => {
   s3 = s3Client();
   const profiles = testProfiles(
     `clusters:\n${backupClusterYaml(cluster, s3Prefix, `{ databases: [${database}], compression: zstd, verifyEvery: 1 }`)}` +
-      backupClusterYaml(retentionCluster, retentionPrefix, `{ databases: [${database}], verifyEvery: 0, retention: { daily: 2, weekly: 2 } }`),
+      backupClusterYaml(retentionCluster, retentionPrefix, `{ databases: [${database}], verifyEvery: 0, retention: { daily: 2, weekly: 2 } }`) +
+      backupClusterYaml(lossyCluster, `test-backup-lossy-${run}/`, `{ databases: [${database}], verifyEvery: 1, dumpCommand: ${lossyDump} }`),
   );
   env = await startTemporal();
   activities = realActivities(env, profiles);
@@ -54,8 +70,10 @@ afterAll(async () => {
   await worker?.stop();
   await env?.teardown();
   await sql?.query(`DROP DATABASE IF EXISTS ${database}; DROP DATABASE IF EXISTS ${copy}`);
+  for (const target of guardTargets) await sql?.query(`DROP DATABASE IF EXISTS ${target}`);
   await sql?.end();
   s3?.destroy();
+  if (toolDir) await rm(toolDir, { recursive: true, force: true });
 });
 
 function backup(input: Record<string, unknown>): Promise<BackupDatabaseResult> {
@@ -111,6 +129,86 @@ test('a restore onto a database that holds tables is refused without overwrite, 
   const replaced = await restore({ cluster, targetDatabase: copy, overwrite: true });
   expect(replaced.replaced).toBe(true);
   expect(await tableFacts(sql, copy)).toEqual(await tableFacts(sql, database));
+});
+
+const guardTargets: string[] = [];
+
+/** A database for one guard test, dropped after the file. */
+async function guardTarget(name: string, ...statements: string[]): Promise<string> {
+  const target = `${copy}_${name}`;
+  guardTargets.push(target);
+  await sql.query(`DROP DATABASE IF EXISTS ${target}`);
+  if (statements.length) await sql.query(`CREATE DATABASE ${target}; USE ${target}; ${statements.join('; ')}; USE mysql`);
+  return target;
+}
+
+async function activityFailure(promise: Promise<unknown>): Promise<ApplicationFailure> {
+  const err = await promise.then(() => new Error('expected a failure'), (e: unknown) => e);
+  expect(err).toBeInstanceOf(ApplicationFailure);
+  return err as ApplicationFailure;
+}
+
+const objectsIn = async (target: string) =>
+  (await sql.query<import('mysql2').RowDataPacket[]>(
+    `SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?) + (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ?)
+          + (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?) AS n`,
+    [target, target, target],
+  ))[0][0]!.n as number;
+
+test.each([
+  ['a routine', 'routine', 'CREATE FUNCTION answer() RETURNS INT DETERMINISTIC RETURN 42', '1 routine'],
+  ['an event', 'event', 'CREATE EVENT sweep ON SCHEDULE EVERY 1 DAY DISABLE DO SELECT 1', '1 event'],
+  ['a view', 'view', 'CREATE VIEW answer AS SELECT 42 AS a', '1 view'],
+])('a restore refuses a database that holds only %s, and it stays', async (_what, name, statement, holds) => {
+  const target = await guardTarget(name, statement);
+  const handle = await env.client.workflow.start('restoreDatabase', { taskQueue: worker.taskQueue, workflowId: `restoreDatabase/${cluster}/${randomUUID()}`, args: [{ cluster, targetDatabase: target }] });
+  const failure = await failureOf(handle.result());
+  expect(failure.type).toBe('TargetNotEmpty');
+  expect(failure.message).toContain(`targetDatabase: ${target} on node mariadb holds ${holds}; restore into an empty database`);
+  expect(await objectsIn(target)).toBe(1);
+});
+
+test('a table created after the target was checked is never dropped: the restore checks again before it changes anything', async () => {
+  const backupFound = await inActivity(() => activities.findBackup({ cluster, verifiedOnly: true }));
+  const target = await guardTarget('race');
+  expect(await inActivity(() => activities.checkRestoreTarget({ cluster, database: target, overwrite: false }))).toMatchObject({ exists: false, objects: 0 });
+  // Between the check step and the restore step, someone creates the database and a table.
+  await sql.query(`CREATE DATABASE ${target}; CREATE TABLE ${target}.arrived (id INT PRIMARY KEY); INSERT INTO ${target}.arrived VALUES (7)`);
+  const failure = await activityFailure(
+    inActivity(() => activities.restoreBackup({ cluster, manifestKey: backupFound.manifestKey, database, targetDatabase: target, overwrite: false })),
+  );
+  expect(failure.type).toBe('TargetNotEmpty');
+  expect(failure.message).toContain(`targetDatabase: ${target} on node mariadb holds 1 table; restore into an empty database`);
+  expect(await tableFacts(sql, target)).toEqual({ arrived: { rows: 1, checksum: expect.any(String) as string } });
+});
+
+test('a retried restore replaces what its own earlier attempt wrote; another run does not', async () => {
+  const backupFound = await inActivity(() => activities.findBackup({ cluster, verifiedOnly: true }));
+  const target = await guardTarget('retry');
+  const attempt = (runId: string) =>
+    inActivity(
+      () => activities.restoreBackup({ cluster, manifestKey: backupFound.manifestKey, database, targetDatabase: target, overwrite: false }),
+      new MockActivityEnvironment({ workflowExecution: { workflowId: `restoreDatabase/${cluster}`, runId } }, { logger: new DefaultLogger('ERROR') }),
+    );
+  expect((await attempt('first-run')).differences).toEqual([]);
+  // The worker died after the load: the retried attempt finds the database it wrote and does it again.
+  expect((await attempt('first-run')).differences).toEqual([]);
+  expect(await tableFacts(sql, target)).toEqual(await tableFacts(sql, database));
+  // A later restore into it is refused, and says where the database came from.
+  const failure = await activityFailure(attempt('second-run'));
+  expect(failure.type).toBe('TargetNotEmpty');
+  expect(failure.message).toContain(`holds 2 tables, 1 view (written by an earlier restore: db-runbooks restore `);
+  expect(failure.message).toContain(`of backup ${backupFound.id})`);
+});
+
+test('a backup whose verification finds differences shows the verify step failed (✗), not done', async () => {
+  const shown = await cli(['backupDatabase', '--cluster', lossyCluster], { TEMPORAL_ADDRESS: env.address, DBR_TASK_QUEUE: worker.taskQueue });
+  expect(shown.code).toBe(1);
+  expect(shown.out).toContain(`  ✓ dump: ${database} from mariadb`);
+  expect(shown.out).toContain(`  ✗ verify: 2 difference(s): ${database}.customers: 1999 rows, the manifest says 2000; ${database}.events: 2999 rows, the manifest says 3000`);
+  expect(shown.out).not.toContain('✓ verify');
+  expect(shown.out).toContain('  ✓ manifest: ');
+  expect(shown.err).toContain(`does not restore to what its manifest records: ${database}.customers: 1999 rows, the manifest says 2000`);
 });
 
 test('a backup that finds the cluster locked by another runbook is skipped and recorded, not queued', async () => {
