@@ -1,4 +1,5 @@
-// Three projects: unit tests (pure logic, no servers), integration tests against the real local
+// Four projects: unit tests (pure logic, no servers), workflow tests on Temporal's time-skipping
+// test server (rare branches of the workflows, no stack), integration tests against the real local
 // stack (scripts/stack.sh up), and the reliability suite (crashes and server faults across every
 // runbook, on the same stack), whose table the reliability reporter prints before jest's summary. @kubernetes/client-node is ESM-only: it loads through require()
 // when Node runs with --experimental-vm-modules, which scripts/test.sh sets.
@@ -13,6 +14,13 @@ module.exports = {
       testEnvironment: 'node',
       transform,
       testMatch: ['<rootDir>/test/unit/**/*.test.ts'],
+    },
+    {
+      displayName: 'workflows',
+      testEnvironment: 'node',
+      transform,
+      testMatch: ['<rootDir>/test/workflows/**/*.test.ts'],
+      globalSetup: '<rootDir>/test/helpers/workflows-global-setup.ts',
     },
     {
       displayName: 'integration',

@@ -52,7 +52,8 @@ export interface ClusterPlan {
     drainTimeoutSeconds: number;
   };
   health: HealthThresholds;
-  lock: { waitSeconds: number; leaseSeconds: number };
+  /** maxHoldSeconds is absent from plans in histories recorded before it. */
+  lock: { waitSeconds: number; leaseSeconds: number; maxHoldSeconds?: number };
   addressRefresh?: { registry: 'sql' | 'etcd' | 'command'; quietSeconds: number; watch: boolean };
 }
 

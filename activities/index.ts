@@ -67,7 +67,7 @@ export function createActivities(connectors: Connectors & TemporalDeps, options:
     ...createMigrationActivities({ profiles: connectors.profiles, mysql: connectors.mysql, files: connectors.migrationFiles }),
     ...createReplicationActivities({ mysql: connectors.mysql, secrets: connectors.secrets, profiles: connectors.profiles }),
     ...createGaleraActivities({ mysql: connectors.mysql }),
-    ...createNodeControlActivities({ profiles: connectors.profiles, runner: connectors.commands, kubernetes: connectors.kubernetes }),
+    ...createNodeControlActivities({ profiles: connectors.profiles, runner: connectors.commands, kubernetes: connectors.kubernetes, mysql: connectors.mysql }),
     ...createEtcdActivities({ etcd: connectors.etcd }),
     ...createEtcdSnapshotActivities({ etcd: connectors.etcd, s3: connectors.s3 }),
     ...createS3Activities({ s3: connectors.s3 }),

@@ -9,12 +9,13 @@
 //   stopping and reading a node's Galera state need something running in the pod (a kubelet, an
 //   exec or a Job on its volume) and are refused with NodeControlUnsupported (see the README).
 import { spawn } from 'node:child_process';
-import { cancellationSignal, cancelled, heartbeat, log } from '@temporalio/activity';
+import { activityInfo, cancellationSignal, cancelled, heartbeat, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { ProfileSource } from './cluster';
 import { GaleraStateError, parseGrastate, parseRecoveredPosition } from './galera-state';
 import type { KubernetesConnector } from './kubernetes';
 import { createKubernetesActivities } from './kubernetes';
+import { readGaleraStatus, withConnection, type GaleraFacts, type MysqlConnector } from './mysql';
 import type { MysqlNodeProfile, NodeAction, ProcessControlProfile } from './profile';
 
 export interface CommandResult {
@@ -100,8 +101,68 @@ export interface GaleraNodeState {
 
 export const FENCED_ANNOTATION = 'db-runbooks/fenced';
 
-export function createNodeControlActivities(deps: { profiles: ProfileSource; runner: CommandRunner; kubernetes: KubernetesConnector }) {
+/** The heartbeat details of a node command: a retry reads whether the attempt before started it. */
+interface CommandProgress {
+  node: string;
+  action: string;
+  commandStarted: boolean;
+}
+
+/** What a bootstrap found before it ran: the command's effect already in place, or nothing in the way. */
+type BootstrapCheck = { inPlace: string } | { inPlace: null };
+
+export function createNodeControlActivities(deps: {
+  profiles: ProfileSource;
+  runner: CommandRunner;
+  kubernetes: KubernetesConnector;
+  /** Reads the Galera nodes' membership before a bootstrap. */
+  mysql: MysqlConnector;
+  pollIntervalMs?: number;
+}) {
   const kubernetes = createKubernetesActivities({ kubernetes: deps.kubernetes });
+  const pollIntervalMs = deps.pollIntervalMs ?? 1000;
+
+  /** The node's wsrep status, or null when it does not answer (stopped, or still starting). */
+  const galeraFacts = (cluster: string, node: string): Promise<GaleraFacts | null> =>
+    withConnection(deps.mysql, cluster, node, (c) => readGaleraStatus(c)).catch((err: unknown) => {
+      if (err instanceof ApplicationFailure) throw err;
+      return null;
+    });
+
+  /**
+   * A bootstrap is the one node command that must not run twice: on a node already in the Primary
+   * component it starts the node again as a new cluster (MariaDB's galera_new_cluster restarts the
+   * service), and on any node while another holds a Primary component it splits the cluster in two.
+   * So every attempt reads the membership first; a retry after an attempt that started the command
+   * (its worker died: the node may still be starting) first waits up to the command's timeout for the
+   * node to come up.
+   */
+  const checkBeforeBootstrap = async (cluster: string, node: MysqlNodeProfile, control: ProcessControlProfile): Promise<BootstrapCheck> => {
+    const others = deps.mysql.nodes(cluster).filter((n) => n.name !== node.name);
+    const before = activityInfo().heartbeatDetails as Partial<CommandProgress> | undefined;
+    const settleBy = activityInfo().attempt > 1 && before?.commandStarted ? Date.now() + control.timeoutSeconds * 1000 : Date.now();
+    for (;;) {
+      const own = await galeraFacts(cluster, node.name);
+      if (own?.clusterStatus === 'Primary') {
+        return { inPlace: `${node.name} is already in a Primary component (size ${own.clusterSize}, ${own.localState}): not bootstrapped again` };
+      }
+      for (const other of others) {
+        const facts = await galeraFacts(cluster, other.name);
+        if (facts?.clusterStatus === 'Primary') {
+          throw ApplicationFailure.create({
+            type: 'BootstrapRefused',
+            nonRetryable: true,
+            message: `node ${node.name}: bootstrap refused: ${other.name} is in a Primary component of size ${facts.clusterSize} (${facts.localState}); a bootstrap would start a second cluster beside it: start ${node.name} to join it`,
+            details: [{ node: node.name, primary: other.name }],
+          });
+        }
+      }
+      if (Date.now() >= settleBy) return { inPlace: null };
+      heartbeat({ node: node.name, action: 'bootstrap', commandStarted: true, waiting: own ? `wsrep_cluster_status=${own.clusterStatus}` : 'unreachable' });
+      if (cancellationSignal().aborted) await cancelled();
+      await new Promise((resolve) => setTimeout(resolve, pollIntervalMs));
+    }
+  };
 
   const controlOf = (cluster: string, nodeName: string) => {
     const m = deps.profiles.get(cluster).mysql;
@@ -120,7 +181,10 @@ export function createNodeControlActivities(deps: { profiles: ProfileSource; run
     if (!template) throw unsupported(cluster, action, `the profile's mysql.control has no "${action}" command`);
     const argv = commandFor(template, node);
     log.info('running node command', { node: node.name, action, argv });
-    const beat = setInterval(() => heartbeat({ node: node.name, action }), 5_000);
+    // Recorded before the command starts: a retry then knows this attempt may have run it.
+    const progress: CommandProgress = { node: node.name, action, commandStarted: true };
+    heartbeat(progress);
+    const beat = setInterval(() => heartbeat(progress), 5_000);
     let result: CommandResult;
     try {
       result = await deps.runner.run(argv, { cwd: control.cwd, timeoutMs: control.timeoutSeconds * 1000, signal: cancellationSignal() });
@@ -145,8 +209,10 @@ export function createNodeControlActivities(deps: { profiles: ProfileSource; run
   return {
     /**
      * Carries out one action on a node: start (join / start as configured), bootstrap (first node
-     * of a new Galera cluster), stop, fence (start read-only from now on) or unfence. The commands
-     * are the profile's; they are expected to be idempotent (the local stack's are).
+     * of a new Galera cluster), stop, fence (start read-only from now on) or unfence. Start, stop,
+     * fence and unfence commands must be idempotent, as `systemctl start|stop` and the local stack's
+     * are, since a retry runs them again. Bootstrap is not: it runs only when no Primary component
+     * holds the node or any other (see checkBeforeBootstrap).
      */
     async controlNode(request: { cluster: string; node: string; action: Exclude<NodeAction, 'grastate' | 'recover'> }): Promise<{ node: string; action: string; output: string }> {
       const { cluster, action } = request;
@@ -162,6 +228,13 @@ export function createNodeControlActivities(deps: { profiles: ProfileSource; run
           return { node: node.name, action, output: `annotation ${FENCED_ANNOTATION} removed from pod ${node.pod}` };
         }
         throw unsupported(cluster, action, `starting and stopping database processes in pods needs a kubelet-side agent; only fence and unfence are implemented for kind kubernetes`);
+      }
+      if (action === 'bootstrap') {
+        const check = await checkBeforeBootstrap(cluster, node, control);
+        if (check.inPlace !== null) {
+          log.info('bootstrap already in place', { node: node.name, attempt: activityInfo().attempt });
+          return { node: node.name, action, output: check.inPlace };
+        }
       }
       const result = await runCommand(cluster, control, node, action);
       return { node: node.name, action, output: tail(`${result.stdout}${result.stderr}`, 5) };

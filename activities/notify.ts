@@ -6,7 +6,8 @@ import type { ProfileSource } from './cluster';
 import type { SecretRef } from './profile';
 import type { SecretResolver } from './secrets';
 
-export type NotificationKind = 'started' | 'succeeded' | 'failed' | 'rolled back' | 'cancelled' | 'skipped';
+/** 'held too long': sent by the cluster lock about its holder, once, when it passes lock.maxHoldSeconds. */
+export type NotificationKind = 'started' | 'succeeded' | 'failed' | 'rolled back' | 'cancelled' | 'skipped' | 'held too long';
 
 export interface NotificationEvent {
   cluster: string;
@@ -34,6 +35,7 @@ const EMOJI: Record<NotificationKind, string> = {
   'rolled back': ':leftwards_arrow_with_hook:',
   cancelled: ':no_entry_sign:',
   skipped: ':fast_forward:',
+  'held too long': ':hourglass:',
 };
 
 export function slackText(event: NotificationEvent): string {

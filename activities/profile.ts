@@ -262,6 +262,11 @@ const clusterProfile = z.strictObject({
       waitSeconds: z.number().int().min(0).max(7 * 24 * 3600).default(600),
       /** How long a lease lasts without renewal (the holder renews every third of it). */
       leaseSeconds: z.number().int().min(3).max(3600).default(120),
+      /**
+       * Held longer than this, the holder is reported once (metric, webhooks, runbook status), and
+       * keeps the lock. Above the longest run expected: a long backup or an approval wait.
+       */
+      maxHoldSeconds: z.number().int().min(60).max(30 * 24 * 3600).default(4 * 3600),
     })
     .prefault({}),
 });

@@ -9,6 +9,7 @@ import { ConfigError, loadTemporalConnectionConfig } from '../worker/config';
 import { dataConverter } from '../worker/data-converter';
 import {
   approveUpdate,
+  describeRequest,
   getLockStateQuery,
   getProgressQuery,
   lockWorkflowId,
@@ -162,7 +163,17 @@ async function clusterStatus(cluster: string): Promise<number> {
       ? `cluster ${cluster}: locked by ${holder.runbook} ${holder.workflowId} since ${holder.grantedAt} (lease until ${holder.expiresAt})\n`
       : `cluster ${cluster}: lock free\n`,
   );
-  state.queue.forEach((r, i) => process.stdout.write(`  waiting ${i + 1}: ${r.runbook} ${r.workflowId} since ${r.requestedAt}\n`));
+  if (holder?.overdueSince) {
+    process.stdout.write(
+      `  HELD PAST ITS MAXIMUM: lock.maxHoldSeconds is ${holder.maxHoldSeconds}; held longer since ${holder.overdueSince} (it keeps the lock: end or cancel it to free the cluster)\n`,
+    );
+  }
+  state.queue.forEach((r, i) => process.stdout.write(`  waiting ${i + 1}: ${describeRequest(r)} since ${r.requestedAt}\n`));
+  const waitingIds = new Set([holder?.workflowId, ...state.queue.map((r) => r.workflowId)]);
+  for (const jump of state.queueJumps ?? []) {
+    // The jumps of requests still waiting or holding: who went ahead of whom, and when.
+    if (waitingIds.has(jump.workflowId)) process.stdout.write(`  emergency ${jump.runbook} ${jump.workflowId} went ahead of ${jump.ahead.join(', ')} at ${jump.at}\n`);
+  }
   return 0;
 }
 

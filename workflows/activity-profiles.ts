@@ -16,8 +16,9 @@ export const NON_RETRYABLE = [
   'RoleNotMoved', 'CatchUpTimedOut', 'GaleraNodeNotReady',
   // The database refused what a switchover, failover or recovery needs from it; retrying changes nothing.
   'UnsupportedFlavor', 'ReplicationBroken', 'GaleraStateUnreadable',
-  // Node control: the profile's command failed or the control kind cannot do the action.
-  'NodeControlUnsupported', 'NodeCommandFailed',
+  // Node control: the profile's command failed, the control kind cannot do the action, or a bootstrap
+  // would start a second Galera cluster beside a Primary component.
+  'NodeControlUnsupported', 'NodeCommandFailed', 'BootstrapRefused',
 ];
 
 /** Reading the profile: local, fast, retried a few times only for worker-side hiccups. */
@@ -114,6 +115,8 @@ export const mysqlWait: ActivityOptions = {
 /**
  * Node control commands (start, bootstrap, stop, fence, --wsrep-recover): the profile's own timeout
  * bounds each run; a failure is reported with the command's output rather than run again blindly.
+ * The one retry covers a lost worker: start, stop and fence are idempotent, and a bootstrap reads the
+ * cluster's membership before it runs (never twice, never beside a Primary component).
  */
 export const nodeControl: ActivityOptions = {
   startToCloseTimeout: '1 hour',

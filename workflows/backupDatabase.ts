@@ -103,7 +103,7 @@ export async function backupDatabase(input: BackupDatabaseInput): Promise<Backup
       tracker.begin('cluster lock');
       let lockHeld = false;
       const locked = await withClusterLock(
-        { cluster, runbook: 'backupDatabase', waitSeconds: lockWaitSeconds ?? plan.lock.waitSeconds, leaseSeconds: plan.lock.leaseSeconds, ifHeld: whenLocked },
+        { cluster, runbook: 'backupDatabase', waitSeconds: lockWaitSeconds ?? plan.lock.waitSeconds, leaseSeconds: plan.lock.leaseSeconds, maxHoldSeconds: plan.lock.maxHoldSeconds, ifHeld: whenLocked },
         async (lease) => {
           lockHeld = true;
           tracker.end('cluster lock', 'done', `held since ${lease.grantedAt}`);

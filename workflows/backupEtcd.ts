@@ -66,7 +66,7 @@ export async function backupEtcd(input: BackupEtcdInput): Promise<BackupEtcdResu
   try {
     tracker.begin('cluster lock', whenLocked === 'skip' ? 'skipped if another runbook holds it' : `waiting up to ${lockWaitSeconds ?? plan.lock.waitSeconds}s`);
     const held = await withClusterLock(
-      { cluster, runbook: 'backupEtcd', waitSeconds: lockWaitSeconds ?? plan.lock.waitSeconds, leaseSeconds: plan.lock.leaseSeconds, ifHeld: whenLocked },
+      { cluster, runbook: 'backupEtcd', waitSeconds: lockWaitSeconds ?? plan.lock.waitSeconds, leaseSeconds: plan.lock.leaseSeconds, maxHoldSeconds: plan.lock.maxHoldSeconds, ifHeld: whenLocked },
       async (lease) => {
         tracker.end('cluster lock', 'done', `held since ${lease.grantedAt}`);
         const startedAt = Date.now();

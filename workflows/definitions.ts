@@ -70,6 +70,12 @@ export const rejectUpdate = defineUpdate<ApprovalState, [RejectArgs]>('reject');
 
 export const lockWorkflowId = (cluster: string): string => `clusterLock/${cluster}`;
 
+/**
+ * `emergency` (failover, galeraRecover): queued ahead of every waiting `normal` request, behind
+ * earlier emergencies; never ahead of the holder, which keeps the lock until it ends.
+ */
+export type LockPriority = 'normal' | 'emergency';
+
 export interface LockRequest {
   /** `<workflowId>/<runId>` of the requesting runbook run. */
   requestId: string;
@@ -80,11 +86,32 @@ export interface LockRequest {
   leaseSeconds: number;
   /** `skip`: answer at once with lockDenied when someone holds or waits for the lock. */
   ifHeld: 'wait' | 'skip';
+  /** Absent in requests from before priorities: normal. */
+  priority?: LockPriority;
+  /** The profile's lock.maxHoldSeconds: held longer, the holder is reported (never dispossessed). */
+  maxHoldSeconds?: number;
+}
+
+/** "failover failover/orders (emergency)": how the lock's state, log and notifications name a request. */
+export function describeRequest(request: LockRequest): string {
+  return `${request.runbook} ${request.workflowId}${request.priority === 'emergency' ? ' (emergency)' : ''}`;
 }
 
 export interface Lease extends LockRequest {
   grantedAt: string;
   expiresAt: string;
+  /** grantedAt + maxHoldSeconds, set when the lock reported the holder for holding past it. */
+  overdueSince?: string;
+}
+
+/** An emergency request that was queued ahead of requests already waiting. */
+export interface QueueJump {
+  requestId: string;
+  workflowId: string;
+  runbook: string;
+  at: string;
+  /** The workflow ids of the waiting requests it went ahead of, in their order. */
+  ahead: string[];
 }
 
 export interface LockState {
@@ -95,6 +122,10 @@ export interface LockState {
   granted: number;
   released: number;
   expired: number;
+  /** Holders reported for holding past their maximum (absent in states from before it). */
+  overdue?: number;
+  /** The latest queue jumps, oldest first (at most 20 are kept). */
+  queueJumps?: QueueJump[];
 }
 
 export const requestLockSignal = defineSignal<[LockRequest]>('requestLock');

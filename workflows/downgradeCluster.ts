@@ -64,6 +64,7 @@ export async function downgradeCluster(input: DowngradeClusterInput): Promise<Cl
     intent: `downgrade to ${upgrade.fromImage}, undoing ${upgradeWorkflowId}`,
     waitSeconds: lockWaitSeconds ?? plan.lock.waitSeconds,
     leaseSeconds: plan.lock.leaseSeconds,
+    maxHoldSeconds: plan.lock.maxHoldSeconds,
     change: () =>
       runClusterChange({
         runbook: 'downgradeCluster',

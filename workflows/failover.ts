@@ -93,7 +93,7 @@ export async function failover(input: FailoverInput): Promise<FailoverResult> {
       const plan = await tracker.step('read profile', () => describeCluster({ cluster }));
       const catchUp = catchUpInput ?? plan.failover.catchUpTimeoutSeconds;
       const locked = await withClusterLock(
-        { cluster, runbook: 'failover', waitSeconds: lockWaitSeconds ?? plan.lock.waitSeconds, leaseSeconds: plan.lock.leaseSeconds },
+        { cluster, runbook: 'failover', waitSeconds: lockWaitSeconds ?? plan.lock.waitSeconds, leaseSeconds: plan.lock.leaseSeconds, maxHoldSeconds: plan.lock.maxHoldSeconds, priority: 'emergency' },
         async () => {
           const nodes = plan.mysql?.nodes ?? [];
           const fenceable = plan.mysql?.control?.actions.includes('fence') || plan.mysql?.control?.kind === 'kubernetes';

@@ -66,7 +66,7 @@ export async function galeraRecover(input: GaleraRecoverInput): Promise<GaleraRe
         );
       }
       const locked = await withClusterLock(
-        { cluster, runbook: 'galeraRecover', waitSeconds: lockWaitSeconds ?? plan.lock.waitSeconds, leaseSeconds: plan.lock.leaseSeconds },
+        { cluster, runbook: 'galeraRecover', waitSeconds: lockWaitSeconds ?? plan.lock.waitSeconds, leaseSeconds: plan.lock.leaseSeconds, maxHoldSeconds: plan.lock.maxHoldSeconds, priority: 'emergency' },
         async () => {
           await tracker.step(
             'check that no node serves',

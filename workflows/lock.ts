@@ -8,6 +8,7 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -23,6 +24,7 @@ import {
   releaseLockSignal,
   renewLeaseSignal,
   type Lease,
+  type LockPriority,
   type LockRequest,
 } from './definitions';
 
@@ -34,6 +36,10 @@ export interface LockOptions {
   /** How long the lease lasts without a renewal; the holder renews at a third of it. */
   leaseSeconds: number;
   ifHeld?: 'wait' | 'skip';
+  /** `emergency` waits ahead of every normal request (failover, galeraRecover); default normal. */
+  priority?: LockPriority;
+  /** The profile's lock.maxHoldSeconds: held longer, the lock reports this run loudly. */
+  maxHoldSeconds?: number;
 }
 
 export type Locked<T> = { status: 'done'; value: T; lease: Lease } | { status: 'skipped'; holder: Lease | null };
@@ -51,6 +57,8 @@ export async function withClusterLock<T>(options: LockOptions, body: (lease: Lea
     requestedAt: new Date().toISOString(),
     leaseSeconds: options.leaseSeconds,
     ifHeld: options.ifHeld ?? 'wait',
+    priority: options.priority ?? 'normal',
+    ...(options.maxHoldSeconds ? { maxHoldSeconds: options.maxHoldSeconds } : {}),
   };
   let lease: Lease | undefined;
   let denied: { holder: Lease | null } | undefined;
@@ -94,7 +102,14 @@ export async function withClusterLock<T>(options: LockOptions, body: (lease: Lea
     .run(async () => {
       for (;;) {
         await sleep((held.leaseSeconds * 1000) / 3);
-        await lock.signal(renewLeaseSignal, { requestId: request.requestId });
+        try {
+          await lock.signal(renewLeaseSignal, { requestId: request.requestId });
+        } catch (err) {
+          // One lost signal (the lock workflow briefly gone) must not end the renewals for the rest of
+          // the hold. Runs that stopped renewing here before this change replay as they ran.
+          if (isCancellation(err) || !patched('lock-renewal-survives-a-failed-signal')) throw err;
+          log.warn('could not renew the cluster lock lease; renewing again in a third of the lease', { error: (err as Error).message });
+        }
       }
     })
     .catch((err: unknown) => {

@@ -102,7 +102,7 @@ export async function migrateSchema(input: MigrateSchemaInput): Promise<MigrateS
       tracker.begin('cluster lock');
       let lockHeld = false;
       const locked = await withClusterLock(
-        { cluster, runbook: 'migrateSchema', waitSeconds: lockWaitSeconds ?? plan.lock.waitSeconds, leaseSeconds: plan.lock.leaseSeconds },
+        { cluster, runbook: 'migrateSchema', waitSeconds: lockWaitSeconds ?? plan.lock.waitSeconds, leaseSeconds: plan.lock.leaseSeconds, maxHoldSeconds: plan.lock.maxHoldSeconds },
         async (lease) => {
           lockHeld = true;
           tracker.end('cluster lock', 'done', `held since ${lease.grantedAt}`);

@@ -79,7 +79,7 @@ export async function refreshNodeAddresses(input: RefreshNodeAddressesInput): Pr
       tracker.begin('cluster lock');
       const rounds: RefreshRound[] = [];
       const held = await withClusterLock(
-        { cluster, runbook: 'refreshNodeAddresses', waitSeconds: lockWaitSeconds ?? plan.lock.waitSeconds, leaseSeconds: plan.lock.leaseSeconds },
+        { cluster, runbook: 'refreshNodeAddresses', waitSeconds: lockWaitSeconds ?? plan.lock.waitSeconds, leaseSeconds: plan.lock.leaseSeconds, maxHoldSeconds: plan.lock.maxHoldSeconds },
         async (lease) => {
           tracker.end('cluster lock', 'done', `held since ${lease.grantedAt}`);
           for (let round = 1; round <= MAX_ROUNDS; round += 1) {

@@ -75,7 +75,7 @@ export async function restoreDatabase(input: RestoreDatabaseInput): Promise<Rest
       tracker.begin('cluster lock');
       let lockHeld = false;
       const locked = await withClusterLock(
-        { cluster, runbook: 'restoreDatabase', waitSeconds: lockWaitSeconds ?? plan.lock.waitSeconds, leaseSeconds: plan.lock.leaseSeconds },
+        { cluster, runbook: 'restoreDatabase', waitSeconds: lockWaitSeconds ?? plan.lock.waitSeconds, leaseSeconds: plan.lock.leaseSeconds, maxHoldSeconds: plan.lock.maxHoldSeconds },
         async (lease) => {
           lockHeld = true;
           tracker.end('cluster lock', 'done', `held since ${lease.grantedAt}`);

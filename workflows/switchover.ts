@@ -89,7 +89,7 @@ export async function switchover(input: SwitchoverInput): Promise<SwitchoverResu
     async () => {
       const plan = await tracker.step('read profile', () => describeCluster({ cluster }));
       const locked = await withClusterLock(
-        { cluster, runbook: 'switchover', waitSeconds: lockWaitSeconds ?? plan.lock.waitSeconds, leaseSeconds: plan.lock.leaseSeconds },
+        { cluster, runbook: 'switchover', waitSeconds: lockWaitSeconds ?? plan.lock.waitSeconds, leaseSeconds: plan.lock.leaseSeconds, maxHoldSeconds: plan.lock.maxHoldSeconds },
         async () => {
           const nodes = plan.mysql?.nodes ?? [];
           const decision = await tracker.step(

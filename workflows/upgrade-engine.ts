@@ -338,13 +338,14 @@ export async function underClusterLock(params: {
   intent: string;
   waitSeconds: number;
   leaseSeconds: number;
+  maxHoldSeconds?: number;
   change: () => Promise<ClusterChangeResult>;
 }): Promise<ClusterChangeResult> {
   const { tracker, notifier } = params;
   tracker.begin('cluster lock', `waiting up to ${params.waitSeconds}s`);
   try {
     const held = await withClusterLock(
-      { cluster: params.cluster, runbook: params.runbook, waitSeconds: params.waitSeconds, leaseSeconds: params.leaseSeconds },
+      { cluster: params.cluster, runbook: params.runbook, waitSeconds: params.waitSeconds, leaseSeconds: params.leaseSeconds, maxHoldSeconds: params.maxHoldSeconds },
       async (lease) => {
         tracker.end('cluster lock', 'done', `held since ${lease.grantedAt}`);
         await notifier.send('started', params.intent);

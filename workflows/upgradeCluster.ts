@@ -80,6 +80,7 @@ export async function upgradeCluster(input: UpgradeClusterInput): Promise<Cluste
     intent: `upgrade to ${targetImage}${options.dryRunOnly ? ' (dry run only)' : ''}`,
     waitSeconds: lockWaitSeconds ?? plan.lock.waitSeconds,
     leaseSeconds: plan.lock.leaseSeconds,
+    maxHoldSeconds: plan.lock.maxHoldSeconds,
     change: () =>
       runClusterChange({ runbook: 'upgradeCluster', tracker, approvals, plan, targetImage, change: { kind: 'migration', spec: (rawMigration as MigrationSpec | undefined) ?? null }, options }),
   });

@@ -52,7 +52,7 @@ export async function vitessDrain(input: VitessDrainInput): Promise<VitessDrainR
       const { roleLabel } = plan.routing;
       const timeoutSeconds = timeoutInput ?? plan.failover.drainTimeoutSeconds;
       const locked = await withClusterLock(
-        { cluster, runbook: 'vitessDrain', waitSeconds: lockWaitSeconds ?? plan.lock.waitSeconds, leaseSeconds: plan.lock.leaseSeconds },
+        { cluster, runbook: 'vitessDrain', waitSeconds: lockWaitSeconds ?? plan.lock.waitSeconds, leaseSeconds: plan.lock.leaseSeconds, maxHoldSeconds: plan.lock.maxHoldSeconds },
         async () => {
           const pod = await tracker.step(
             'find the primary tablet',

@@ -101,7 +101,7 @@ export function serverActivities(profiles: Map<string, ClusterProfile>, kubernet
   return {
     ...createMysqlActivities({ mysql: connectors.mysql }),
     ...createKubernetesActivities({ kubernetes: connectors.kubernetes, pollIntervalMs: 200 }),
-    ...createNodeControlActivities({ profiles: connectors.profiles, runner: connectors.commands, kubernetes: connectors.kubernetes }),
+    ...createNodeControlActivities({ profiles: connectors.profiles, runner: connectors.commands, kubernetes: connectors.kubernetes, mysql: connectors.mysql, pollIntervalMs: 200 }),
   };
 }
 

@@ -1,6 +1,10 @@
-// The cluster lock on a real Temporal dev server: order, budgets, skipping, vanished holders, a
-// worker killed while holding, load across clusters, and continue-as-new.
+// The cluster lock on a real Temporal dev server: order, emergencies, budgets, skipping, vanished
+// holders, a holder past its maximum hold, a worker killed while holding, load across clusters, and
+// continue-as-new. Rare interleavings and hours-long holds: test/workflows/clusterLock.test.ts.
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
@@ -8,6 +12,8 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { getLockStateQuery, lockWorkflowId, type LockState } from '../../workflows/definitions';
 import { cli } from '../helpers/cli';
 import { realActivities, startTemporal, startWorker, type RunningWorker } from '../helpers/temporal';
+import { freePort } from '../helpers/stack';
+import { startRecordingWebhook } from '../helpers/webhook';
 import { spawnWorkerProcess } from '../helpers/worker-process';
 import type { LockProbeInput } from '../workflows/lockProbe';
 
@@ -93,6 +99,66 @@ test('a second runbook on the same cluster waits, then runs after the first rele
   expect(Date.parse(b!.grantedAt!)).toBeGreaterThanOrEqual(Date.parse(a!.releasedAt!));
   const state = await lockState(cluster);
   expect(state).toMatchObject({ holder: null, queue: [], granted: 2, released: 2, expired: 0 });
+});
+
+test('a failover waits ahead of the runbooks already waiting, not ahead of the holder; runbook status says who went ahead of whom', async () => {
+  const cluster = uniqueCluster();
+  const holder = await startProbe({ cluster, runbook: 'upgradeCluster', holdMs: 4000, waitSeconds: 60, leaseSeconds: 30 });
+  await until('the holder to hold', async () => (await lockState(cluster)).holder?.workflowId === holder.workflowId);
+  const restore = await startProbe({ cluster, runbook: 'restoreDatabase', holdMs: 10, waitSeconds: 60, leaseSeconds: 30 });
+  await until('the restore to wait', async () => (await lockState(cluster)).queue.length === 1);
+  const failover = await startProbe({ cluster, runbook: 'failover', holdMs: 10, waitSeconds: 60, leaseSeconds: 30, priority: 'emergency' });
+  await until('the failover to wait', async () => (await lockState(cluster)).queue.length === 2);
+
+  const state = await lockState(cluster);
+  expect(state.holder?.workflowId).toBe(holder.workflowId);
+  expect(state.queue.map((r) => r.workflowId)).toEqual([failover.workflowId, restore.workflowId]);
+  const jumpedAt = state.queueJumps![0]!.at;
+  const shown = await cli(['status', '--cluster', cluster], { TEMPORAL_ADDRESS: env.address });
+  expect(shown.out.split('\n').slice(1, 4).map((line) => line.replace(/ since \S+$/, ''))).toEqual([
+    `  waiting 1: failover ${failover.workflowId} (emergency)`,
+    `  waiting 2: restoreDatabase ${restore.workflowId}`,
+    `  emergency failover ${failover.workflowId} went ahead of ${restore.workflowId} at ${jumpedAt}`,
+  ]);
+
+  const [held, emergency, after] = (await Promise.all([holder.result(), failover.result(), restore.result()])) as ProbeResult[];
+  expect(Date.parse(emergency!.grantedAt!)).toBeGreaterThanOrEqual(Date.parse(held!.releasedAt!));
+  expect(Date.parse(after!.grantedAt!)).toBeGreaterThanOrEqual(Date.parse(emergency!.releasedAt!));
+});
+
+test('a holder past its maximum hold: one notification, the worker\'s metric, runbook status; it keeps the lock', async () => {
+  const cluster = uniqueCluster();
+  const webhook = await startRecordingWebhook();
+  const profiles = path.join(mkdtempSync(path.join(os.tmpdir(), 'dbr-lock-')), 'clusters.yaml');
+  writeFileSync(profiles, `clusters:\n  ${cluster}:\n    notify: { jsonWebhookUrl: '${webhook.url}/lock' }\n`);
+  const metricsPort = await freePort();
+  const taskQueue = `lock-overdue-${randomUUID()}`;
+  const process1 = spawnWorkerProcess({ TEMPORAL_ADDRESS: env.address, DBR_TASK_QUEUE: taskQueue, DBR_PROFILES: profiles, DBR_METRICS_ADDRESS: `127.0.0.1:${metricsPort}` });
+  try {
+    await process1.waitUntilPolling();
+    const holder = await startProbe({ cluster, runbook: 'upgradeCluster', holdMs: 8000, waitSeconds: 60, leaseSeconds: 3, maxHoldSeconds: 2 }, taskQueue);
+    await until('the holder to hold', async () => (await lockState(cluster)).holder?.workflowId === holder.workflowId);
+    const waiter = await startProbe({ cluster, runbook: 'switchover', holdMs: 10, waitSeconds: 60, leaseSeconds: 3 }, taskQueue);
+    await until('the notification', () => Promise.resolve(webhook.events('/lock').length > 0));
+
+    const state = await lockState(cluster);
+    expect(state.holder?.workflowId).toBe(holder.workflowId);
+    expect(state.queue.map((r) => r.workflowId)).toEqual([waiter.workflowId]);
+    const shown = await cli(['status', '--cluster', cluster], { TEMPORAL_ADDRESS: env.address });
+    expect(shown.out).toContain(`  HELD PAST ITS MAXIMUM: lock.maxHoldSeconds is 2; held longer since ${state.holder!.overdueSince}`);
+    await until('the metric', async () => /^runbook_lock_overdue\{[^}]*cluster="[^"]+"[^}]*\} 1$/m.test(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()));
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(metrics.split('\n').filter((l) => l.startsWith('runbook_lock_overdue{') && l.includes(`cluster="${cluster}"`) && l.includes('runbook="upgradeCluster"'))).toHaveLength(1);
+
+    const [held, after] = (await Promise.all([holder.result(), waiter.result()])) as ProbeResult[];
+    expect(held!.status).toBe('done');
+    expect(Date.parse(after!.grantedAt!)).toBeGreaterThanOrEqual(Date.parse(held!.releasedAt!));
+    // Renewed several times past the maximum, reported once.
+    expect(webhook.events('/lock')).toEqual([{ workflowId: holder.workflowId, kind: 'held too long' }]);
+  } finally {
+    await process1.kill();
+    await webhook.close();
+  }
 });
 
 test('past its wait budget a runbook fails, non-retryable, naming the holder and since when', async () => {

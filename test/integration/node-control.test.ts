@@ -1,17 +1,23 @@
 // The node-control adapter on its own, in an activity context: the process kind runs the stack
 // script's real commands (and reports their failures with their output, and stops them when
-// cancelled); the kubernetes kind fences through the real kube-apiserver and refuses what it cannot do.
+// cancelled, and never bootstraps a Galera node twice); the kubernetes kind fences through the real
+// kube-apiserver and refuses what it cannot do.
+import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { FENCED_ANNOTATION } from '../../activities/nodes';
+import { GALERA_NODES, galeraStatus, restoreGaleraCluster, wholeGaleraCluster } from '../helpers/galera';
 import { ADMIN_KUBECONFIG, adminClients, createTestNamespace, deleteTestNamespace, type AdminClients } from '../helpers/kubernetes';
-import { REPO_ROOT } from '../helpers/stack';
+import { connectAs } from '../helpers/replication';
+import { REPO_ROOT, stack } from '../helpers/stack';
 import { inActivity, serverActivities, testProfiles, type ServerActivities } from '../helpers/temporal';
 
+const execFileAsync = promisify(execFile);
 const marker = path.join(mkdtempSync(path.join(os.tmpdir(), 'dbr-node-control-')), 'finished');
 let admin: AdminClients;
 let namespace: string;
@@ -37,6 +43,20 @@ clusters:
         grastate: [bash, scripts/stack.sh, grastate, '{node}']
         recover: [bash, scripts/stack.sh, wsrep-recover, '{node}']
         start: [bash, -c, 'sleep 3; touch "$0"', ${marker}]
+  by-restart:
+    mysql:
+      topology: galera
+      user: runbook
+      password: { env: DBR_LOCAL_MYSQL_PASSWORD }
+      nodes:
+        - { name: galera1, host: 127.0.0.1, port: ${GALERA_NODES.galera1} }
+        - { name: galera2, host: 127.0.0.1, port: ${GALERA_NODES.galera2} }
+        - { name: galera3, host: 127.0.0.1, port: ${GALERA_NODES.galera3} }
+      control:
+        kind: process
+        cwd: ${REPO_ROOT}
+        # As MariaDB's galera_new_cluster does (systemctl restart): whatever runs is restarted as a new cluster.
+        bootstrap: [bash, -c, 'bash scripts/stack.sh stop "$0" && bash scripts/stack.sh start --bootstrap "$0"', '{node}']
   by-pod:
     namespace: ${namespace}
     mysql:
@@ -90,4 +110,53 @@ test('kubernetes: fencing marks the pod and unfencing removes the mark; starting
   expect(start.message).toBe('cluster by-pod: node control cannot start: starting and stopping database processes in pods needs a kubelet-side agent; only fence and unfence are implemented for kind kubernetes');
   const state = await failureOf(inActivity(() => activities.readGaleraState({ cluster: 'by-pod', node: 'db' })));
   expect(state.message).toBe("cluster by-pod: node control cannot grastate: reading grastate.dat from a pod's volume needs an exec or a Job that a kubelet runs; not implemented for kind kubernetes");
+});
+
+test('process: a bootstrap retried after its command ran is not run again, and none runs beside a Primary component', async () => {
+  // A full outage, galera1 the last to stop.
+  await wholeGaleraCluster();
+  await stack('stop', 'galera3');
+  await stack('stop', 'galera2');
+  await stack('stop', 'galera1');
+  try {
+    // The first attempt's worker died while its command ran: the command goes on without it, and
+    // Temporal retries the activity, whose heartbeat said the command had started.
+    const orphan = execFileAsync('bash', ['scripts/stack.sh', 'start', '--bootstrap', 'galera1'], { cwd: REPO_ROOT }).then(
+      () => 'finished',
+      (err: Error) => `failed: ${err.message}`,
+    );
+    const waited = await inActivity(
+      () => activities.controlNode({ cluster: 'by-restart', node: 'galera1', action: 'bootstrap' }),
+      new MockActivityEnvironment({ attempt: 2, heartbeatDetails: { node: 'galera1', action: 'bootstrap', commandStarted: true } }, { logger: new DefaultLogger('ERROR') }),
+    );
+    expect(waited.output).toBe('galera1 is already in a Primary component (size 1, Synced): not bootstrapped again');
+    // The first command was left to finish: nobody stopped the node under it.
+    expect(await orphan).toBe('finished');
+    expect(await galeraStatus('galera1')).toMatchObject({ wsrep_cluster_status: 'Primary', wsrep_cluster_size: '1' });
+    const session = await connectAs(GALERA_NODES.galera1);
+    try {
+      const [[before]] = (await session.query('SELECT CONNECTION_ID() AS id')) as unknown as [[{ id: number }]];
+
+      // A retry after an attempt that finished its command but died before reporting it.
+      const retried = await inActivity(
+        () => activities.controlNode({ cluster: 'by-restart', node: 'galera1', action: 'bootstrap' }),
+        new MockActivityEnvironment({ attempt: 2 }, { logger: new DefaultLogger('ERROR') }),
+      );
+      expect(retried.output).toBe('galera1 is already in a Primary component (size 1, Synced): not bootstrapped again');
+      // Not restarted: the session opened before the retry is still the same one.
+      const [[after]] = (await session.query('SELECT CONNECTION_ID() AS id')) as unknown as [[{ id: number }]];
+      expect(after.id).toBe(before.id);
+    } finally {
+      session.destroy();
+    }
+
+    const beside = await failureOf(inActivity(() => activities.controlNode({ cluster: 'by-restart', node: 'galera2', action: 'bootstrap' })));
+    expect(beside).toMatchObject({ type: 'BootstrapRefused', nonRetryable: true });
+    expect(beside.message).toBe(
+      'node galera2: bootstrap refused: galera1 is in a Primary component of size 1 (Synced); a bootstrap would start a second cluster beside it: start galera2 to join it',
+    );
+    await expect(galeraStatus('galera2')).rejects.toThrow();
+  } finally {
+    await restoreGaleraCluster();
+  }
 });

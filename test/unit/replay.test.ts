@@ -16,9 +16,9 @@ import { REPO_ROOT, STACK_STATE } from '../helpers/stack';
 const DIR = path.join(__dirname, '..', 'histories');
 const files = readdirSync(DIR).filter((f) => f.endsWith('.binpb')).sort();
 
-test('a history is recorded for every runbook', () => {
-  // The cluster lock is no runbook: it only grants the others their leases, which their histories record.
-  const runbooks = Object.keys(workflows).filter((name) => name !== 'clusterLock').sort();
+test('a history is recorded for every workflow', () => {
+  // The cluster lock too: its runs live for days, so a deploy replays them (recorded by test/workflows/clusterLock.test.ts).
+  const runbooks = Object.keys(workflows).sort();
   expect([...new Set(files.map((f) => f.slice(0, f.indexOf('-'))))].sort()).toEqual(runbooks);
 });
 

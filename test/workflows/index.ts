@@ -2,3 +2,4 @@
 // that exercise shared machinery (the cluster lock) without a whole runbook around it.
 export * from '../../workflows';
 export { lockProbe } from './lockProbe';
+export { silentHolder } from './silentHolder';

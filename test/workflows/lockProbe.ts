@@ -9,11 +9,21 @@ export interface LockProbeInput {
   waitSeconds: number;
   leaseSeconds: number;
   ifHeld?: 'wait' | 'skip';
+  priority?: 'emergency' | 'normal';
+  maxHoldSeconds?: number;
 }
 
 export async function lockProbe(input: LockProbeInput): Promise<{ status: string; grantedAt?: string; releasedAt?: string; holder?: string | null }> {
   const result = await withClusterLock(
-    { cluster: input.cluster, runbook: input.runbook ?? 'lockProbe', waitSeconds: input.waitSeconds, leaseSeconds: input.leaseSeconds, ifHeld: input.ifHeld },
+    {
+      cluster: input.cluster,
+      runbook: input.runbook ?? 'lockProbe',
+      waitSeconds: input.waitSeconds,
+      leaseSeconds: input.leaseSeconds,
+      ifHeld: input.ifHeld,
+      priority: input.priority,
+      maxHoldSeconds: input.maxHoldSeconds,
+    },
     async (lease) => {
       await sleep(input.holdMs);
       return { grantedAt: lease.grantedAt, releasedAt: new Date().toISOString() };
